@@ -1,0 +1,1 @@
+"""Baseline generators evaluated beside JULNet."""

@@ -1,0 +1,2 @@
+"""talkbench: evaluation and uncertainty analysis for audio-driven talking-face generation."""
+__version__ = "0.1.0"

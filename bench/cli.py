@@ -1,0 +1,154 @@
+"""The `bench` command line. Expected failures print one line and exit 2; no tracebacks."""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from bench.config import PRESETS, POSE_BINS, preset_config
+
+log = logging.getLogger("bench")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="talkbench: talking-face generation benchmark")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="train (or load) a model, evaluate it, write a run directory and report")
+    run.add_argument("--model", required=True, help="model name (see `bench ls`)")
+    run.add_argument("--preset", default="quick", choices=PRESETS)
+    run.add_argument("--data", default="synth", help="'synth' (embedded generator) or a dataset directory")
+    run.add_argument("--checkpoint", type=Path, help="evaluate this checkpoint instead of training")
+    run.add_argument("--out", type=Path, help="run directory (default runs/MODEL-PRESET-TIME)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    commands.add_parser("ls", help="list the models")
+
+    data = commands.add_parser("data", help="datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    synth = data_commands.add_parser("synth", help="generate (or find cached) synthetic talking heads")
+    synth.add_argument("--preset", default="quick", choices=PRESETS, help="the preset whose data to make")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", type=Path, help="write here instead of the cache")
+    synth.add_argument("--workers", type=int, default=2)
+    sheet = data_commands.add_parser("sheet", help="a contact-sheet PNG of a dataset")
+    sheet.add_argument("dataset", nargs="?", default="synth", help="'synth' (quick preset data) or a directory")
+    sheet.add_argument("--out", type=Path, default=Path("contact_sheet.png"))
+    sheet.add_argument("--frames", type=int, default=6)
+    return parser
+
+
+def _fmt(entry: dict[str, Any] | None, digits: int = 3) -> str:
+    if not entry or entry.get("value") is None or not math.isfinite(entry["value"]):
+        return "n/a"
+    text = f"{entry['value']:.{digits}f}"
+    if entry.get("ci95"):
+        lo, hi = entry["ci95"]
+        text += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return text
+
+
+def results_table(summary: dict[str, Any]) -> str:
+    """Plain-text table: metric, overall (95% CI), per pose bin, and the copyref floor."""
+    bins = [name for name, _, _ in POSE_BINS]
+    floor = summary.get("floor", {}).get("metrics", {})
+    header = ["metric", "all (95% CI)", *bins] + (["copyref floor"] if floor else [])
+    rows = []
+    for name, entry in summary["metrics"].items():
+        arrow = "↑" if entry.get("higher_is_better") else "↓"
+        row = [f"{name} {arrow}", _fmt(entry)] + [_fmt(summary["by_pose"].get(b, {}).get(name)) for b in bins]
+        if floor:
+            row.append(_fmt({"value": floor.get(name, {}).get("value")}))
+        rows.append(row)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.run import run
+
+    config = preset_config(args.preset, model=args.model, seed=args.seed)
+    from bench.models import model_class
+
+    model_class(args.model)  # fail fast on a typo, before any data work
+    config = replace(config, data=replace(config.data, source=args.data))
+    outcome = run(config, out_dir=args.out, checkpoint=args.checkpoint, progress=not args.no_progress,
+                  report=not args.no_report)
+    print(f"\n{args.model} on {args.data} ({args.preset} preset), test split:")
+    print(results_table(outcome.summary))
+    if outcome.floor:
+        ours = outcome.summary["metrics"]["psnr"]["value"]
+        floor = outcome.floor["metrics"]["psnr"]["value"]
+        print(f"\nPSNR {args.model}: {ours:.2f} dB   copyref (floor): {floor:.2f} dB")
+    print(f"\nrun directory: {outcome.run_dir}")
+    if outcome.report:
+        print(f"report: {outcome.report}")
+    return 0
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    from bench.models import MODELS
+
+    for name, target in MODELS.items():
+        print(f"{name:10s} {target}")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from bench.clips import open_dataset
+    from bench.run import load_data
+
+    if args.data_command == "synth":
+        config = preset_config(args.preset, seed=args.seed)
+        if args.out:
+            import dataclasses
+
+            from bench.synth import SynthConfig, generate_dataset
+            from bench.rundir import prepare_run_dir
+
+            names = {f.name for f in dataclasses.fields(SynthConfig)}
+            synth = SynthConfig(**{k: v for k, v in dataclasses.asdict(config.data).items() if k in names})
+            dataset = generate_dataset(synth, prepare_run_dir(args.out), workers=args.workers)
+        else:
+            dataset = load_data(config)
+        counts = {s: len(dataset.split(s)) for s in ("train", "test")}
+        print(f"dataset: {dataset.root} ({counts['train']} train clips, {counts['test']} test clips)")
+        return 0
+    from bench.synth import contact_sheet
+
+    dataset = load_data(preset_config("quick")) if args.dataset == "synth" else open_dataset(args.dataset)
+    path = contact_sheet(dataset, args.out, frames_per_clip=args.frames)
+    print(f"contact sheet: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from bench.errors import EXPECTED_ERRORS
+
+    handlers = {"run": _cmd_run, "ls": _cmd_ls, "data": _cmd_data}
+    try:
+        return handlers[args.command](args)
+    except EXPECTED_ERRORS as error:
+        if args.verbose:
+            raise
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

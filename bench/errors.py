@@ -1,0 +1,21 @@
+"""The failures the CLI reports as one line (bad input, missing files), as opposed to bugs."""
+from __future__ import annotations
+
+from bench.clips import ClipFormatError
+from bench.models import UnknownModelError
+from bench.rundir import RunDirError
+from bench.run import RunError
+from bench.train import CheckpointError
+
+
+def _report_error() -> type[Exception]:
+    try:
+        from bench.report import ReportError
+    except ImportError:  # the report module is optional at import time
+        return RunError
+    return ReportError
+
+
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    ClipFormatError, UnknownModelError, RunDirError, RunError, CheckpointError, _report_error(),
+)

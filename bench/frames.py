@@ -1,0 +1,122 @@
+"""Turn clips into model inputs: resized frames, mel windows, masked targets and references.
+
+The model protocol (every generator follows it):
+``model(audio, masked, refs) -> (pred, log_scale)`` with
+``audio`` B x 80 x 16 mel windows, ``masked`` B x 3 x S x S target frames whose lower half is
+blanked (Wav2Lip's mask: pose-agnostic and it always covers mouth and jaw of a centred face crop),
+``refs`` B x R x 3 x S x S frames of the same identity, all floats in [0, 1]; ``pred`` B x 3 x S x S
+in [0, 1] and ``log_scale`` B x 1 x S x S, the log of the per-pixel Laplace scale u.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.audio import frame_windows, log_mel
+from bench.clips import Clip
+
+
+@dataclass
+class ClipTensors:
+    clip_id: str
+    identity: str
+    stratum: str
+    frames: torch.Tensor  # T x 3 x S x S uint8, resized
+    mel: torch.Tensor  # T x 80 x 16
+    yaw: np.ndarray
+    pitch: np.ndarray
+    roll: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def resize_frames(frames: np.ndarray, size: int) -> torch.Tensor:
+    """T x H x W x 3 uint8 -> T x 3 x size x size uint8 (area filter when shrinking)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    if tensor.shape[-2:] == (size, size):
+        return tensor.contiguous()
+    mode = "area" if tensor.shape[-1] >= size else "bilinear"
+    resized = F.interpolate(tensor.float(), size=(size, size), mode=mode)
+    return resized.round().clamp(0, 255).to(torch.uint8)
+
+
+def prepare_clip(clip: Clip, image_size: int) -> ClipTensors:
+    zeros = np.zeros(clip.n_frames, dtype=np.float32)
+    mel = frame_windows(log_mel(clip.audio, clip.sample_rate), clip.n_frames, clip.fps)
+    return ClipTensors(
+        clip_id=clip.clip_id,
+        identity=clip.identity,
+        stratum=str(clip.meta.get("stratum") or "unknown"),
+        frames=resize_frames(clip.frames, image_size),
+        mel=torch.from_numpy(mel),
+        yaw=clip.yaw if clip.yaw is not None else zeros,
+        pitch=clip.pitch if clip.pitch is not None else zeros,
+        roll=clip.roll if clip.roll is not None else zeros,
+    )
+
+
+def mask_lower_half(frames: torch.Tensor) -> torch.Tensor:
+    masked = frames.clone()
+    masked[..., frames.shape[-2] // 2:, :] = 0
+    return masked
+
+
+MIN_REF_GAP = 3  # frames: a reference this close to the target would leak its mouth shape
+
+
+def eval_reference_indices(n_frames: int, n_refs: int, target: int) -> list[int]:
+    """Fixed, evenly spaced references so every model sees the same ones, kept away from the target."""
+    refs = []
+    for index in np.linspace(0, n_frames - 1, n_refs + 2)[1:-1].round().astype(int):
+        if abs(index - target) < MIN_REF_GAP:
+            index = target + MIN_REF_GAP if target + MIN_REF_GAP < n_frames else target - MIN_REF_GAP
+        refs.append(int(np.clip(index, 0, n_frames - 1)))
+    return refs
+
+
+def make_batch(clip: ClipTensors, targets: list[int] | torch.Tensor,
+               refs: list[list[int]] | torch.Tensor, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    targets = torch.as_tensor(targets, dtype=torch.long)
+    refs = torch.as_tensor(refs, dtype=torch.long)
+    target_frames = clip.frames[targets].to(device).float() / 255.0
+    return {
+        "audio": clip.mel[targets].to(device),
+        "masked": mask_lower_half(target_frames),
+        "refs": clip.frames[refs].to(device).float() / 255.0,
+        "target": target_frames,
+    }
+
+
+class TrainSampler:
+    """Random (clip, frame) targets with references drawn from the same clip."""
+
+    def __init__(self, clips: list[ClipTensors], n_refs: int, seed: int) -> None:
+        if not clips:
+            raise ValueError("the training split has no clips")
+        self.clips = clips
+        self.n_refs = n_refs
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        picks = torch.randint(len(self.clips), (batch_size,), generator=self.generator)
+        parts = []
+        for index in picks.tolist():
+            clip = self.clips[index]
+            n = clip.n_frames
+            target = torch.randint(n, (1,), generator=self.generator)
+            # Uniform over frames at circular distance >= MIN_REF_GAP from the target.
+            offsets = torch.randint(max(1, n - 2 * MIN_REF_GAP + 1), (1, self.n_refs), generator=self.generator)
+            refs = (target + MIN_REF_GAP + offsets) % n
+            parts.append(make_batch(clip, target, refs, device))
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,48 @@
+"""Per-frame image metrics on uint8-valued frames, batched in torch.
+
+Both follow scikit-image's definitions so values match published tables computed with it:
+PSNR with data range 255; SSIM with an 11x11 Gaussian window (sigma 1.5, truncate 3.5),
+K1 = 0.01, K2 = 0.03, population covariances (``use_sample_covariance=False``), the mean taken over
+the interior where the window fits (skimage crops the same border), averaged over RGB channels.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+DATA_RANGE = 255.0
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
+    """B x C x H x W -> B values in dB (inf for identical frames)."""
+    mse = ((pred.double() - target.double()) ** 2).flatten(1).mean(1)
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
+    radius = int(truncate * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    weights = torch.exp(-0.5 * (x / sigma) ** 2)
+    return weights / weights.sum()
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
+    """B x C x H x W -> B mean SSIM values."""
+    x, y = pred.double(), target.double()
+    channels = x.shape[1]
+    window = gaussian_window().to(x.device)
+    size = window.numel()
+    kernel_h = window.view(1, 1, 1, size).repeat(channels, 1, 1, 1)
+    kernel_v = window.view(1, 1, size, 1).repeat(channels, 1, 1, 1)
+
+    def blur(image: torch.Tensor) -> torch.Tensor:  # valid separable filtering: interior only
+        return F.conv2d(F.conv2d(image, kernel_h, groups=channels), kernel_v, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return (numerator / denominator).flatten(1).mean(1)

@@ -1,0 +1,148 @@
+"""`bench run`: data -> checkpoint (trained and cached when missing) -> evaluation -> run directory -> report."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.clips import Dataset, open_dataset
+from bench.config import RunConfig, stable_hash
+from bench.evaluate import EvalResult, evaluate, summarise
+from bench.frames import ClipTensors, prepare_clip
+from bench.models import build_model
+from bench.rundir import file_sha256, new_manifest, prepare_run_dir, write_json
+from bench.train import load_checkpoint, pick_device, save_checkpoint, train
+
+log = logging.getLogger(__name__)
+
+
+class RunError(ValueError):
+    pass
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TALKBENCH_CACHE", Path.home() / ".cache" / "talkbench"))
+
+
+def load_data(config: RunConfig, progress: bool = True) -> Dataset:
+    if config.data.source == "synth":
+        from bench.synth import SynthConfig, ensure_dataset
+
+        names = {f.name for f in dataclasses.fields(SynthConfig)}
+        synth = SynthConfig(**{k: v for k, v in dataclasses.asdict(config.data).items() if k in names})
+        return ensure_dataset(synth, cache_root() / "data", progress=progress)
+    return open_dataset(config.data.source)
+
+
+def prepare_split(dataset: Dataset, split: str, image_size: int, progress: bool = True) -> list[ClipTensors]:
+    entries = dataset.split(split)
+    if not entries:
+        raise RunError(f"{dataset.root / 'manifest.json'}: the dataset has no '{split}' clips")
+    return [prepare_clip(dataset.clip(e), image_size)
+            for e in tqdm(entries, desc=f"load {split}", unit="clip", disable=not progress, leave=False)]
+
+
+def checkpoint_key(config: RunConfig, data_hash: str) -> str:
+    return stable_hash({"model": config.model, "net": dataclasses.asdict(config.net),
+                        "train": dataclasses.asdict(config.train), "seed": config.seed, "data": data_hash})
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    summary: dict[str, Any]
+    floor: dict[str, Any] | None
+    report: Path | None
+
+
+def obtain_model(config: RunConfig, dataset: Dataset, checkpoint: Path | None, device: torch.device,
+                 progress: bool) -> tuple[nn.Module, RunConfig, dict[str, Any]]:
+    """Load the given checkpoint, or the cached one for this config and data, or train and cache it."""
+    if checkpoint is not None:
+        model, saved, _ = load_checkpoint(checkpoint, device)
+        if saved.model != config.model:
+            raise RunError(f"{checkpoint}: checkpoint is for model '{saved.model}', not '{config.model}'")
+        return model.to(device), replace(config, net=saved.net, train=saved.train), {
+            "path": str(checkpoint), "sha256": file_sha256(checkpoint), "source": "given"}
+    model = build_model(config.model, config.net)
+    if not getattr(model, "trainable", True):
+        return model.to(device), config, {"path": None, "sha256": None, "source": "none (no parameters)"}
+    path = cache_root() / "checkpoints" / f"{config.model}-{checkpoint_key(config, dataset.content_hash)}.pt"
+    if path.is_file():
+        log.info("using cached checkpoint %s", path)
+        model, _, _ = load_checkpoint(path, device)
+        return model.to(device), config, {"path": str(path), "sha256": file_sha256(path), "source": "cache"}
+    train_clips = prepare_split(dataset, "train", config.net.image_size, progress)
+    model, state = train(model, train_clips, config, device, progress)
+    save_checkpoint(state, path)
+    return model, config, {"path": str(path), "sha256": file_sha256(path), "source": "trained"}
+
+
+def evaluate_split(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device: torch.device,
+                   progress: bool) -> EvalResult:
+    total = sum(c.n_frames for c in clips)
+    return evaluate(model, clips, config.net.n_refs, config.eval, device, progress, total=total)
+
+
+def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | Path | None = None,
+        progress: bool = True, report: bool = True, floor: bool = True) -> RunOutcome:
+    if config.preset == "paper" and not torch.cuda.is_available():
+        raise RunError("the 'paper' preset is declared for GPUs; use --preset quick or smoke on this machine")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = prepare_run_dir(out_dir or Path("runs") / f"{config.model}-{config.preset}-{stamp}")
+    manifest = new_manifest(config.model, config.to_dict(), config.seed)
+    write_json(run_dir / "manifest.json", manifest)
+    device = pick_device()
+    timings: dict[str, float] = {}
+
+    started = time.perf_counter()
+    dataset = load_data(config, progress)
+    test_clips = prepare_split(dataset, "test", config.net.image_size, progress)
+    timings["data_s"] = time.perf_counter() - started
+    manifest["data"] = {"source": config.data.source, "hash": dataset.content_hash, "root": str(dataset.root)}
+
+    started = time.perf_counter()
+    model, config, manifest["checkpoint"] = obtain_model(
+        config, dataset, Path(checkpoint) if checkpoint else None, device, progress)
+    manifest["config"] = config.to_dict()
+    timings["train_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    result = evaluate_split(model, test_clips, config, device, progress)
+    summary = summarise(result, config.model, config.eval, config.seed)
+    floor_summary = None
+    if floor and config.model != "copyref":
+        floor_model = build_model("copyref", config.net).to(device)
+        floor_summary = summarise(evaluate_split(floor_model, test_clips, config, device, progress),
+                                  "copyref", config.eval, config.seed)
+        summary["floor"] = {"model": "copyref", "metrics": floor_summary["metrics"]}
+    timings["eval_s"] = time.perf_counter() - started
+
+    result.frames.to_parquet(run_dir / "frames.parquet", index=False)
+    np.savez(run_dir / "curves.npz", fraction=result.fractions, **result.curves)
+    if result.samples:
+        np.savez(run_dir / "samples.npz", **result.samples)
+    write_json(run_dir / "summary.json", summary)
+    manifest["timings"] = timings
+    write_json(run_dir / "manifest.json", manifest)
+
+    report_path = None
+    if report:
+        from bench.report import render_report
+
+        started = time.perf_counter()
+        report_path = render_report(run_dir)
+        timings["report_s"] = time.perf_counter() - started
+    manifest["timings"] = timings
+    manifest["status"] = "complete"
+    write_json(run_dir / "manifest.json", manifest)
+    return RunOutcome(run_dir=run_dir, summary=summary, floor=floor_summary, report=report_path)

@@ -1,0 +1,133 @@
+"""JULNet, first version: AdaAT deformation of reference features driven by audio, plus an uncertainty head.
+
+Data flow (S = image size):
+  masked target  -> source encoder -> features at S, S/2, S/4 (skips for the decoder)
+  R references   -> reference encoder (stacked on channels, as DINet) -> features at S/4
+  mel window     -> audio encoder -> vector
+  [pooled source, pooled reference, audio] -> AdaAT: one scale, rotation and translation per
+      reference feature channel, applied with a sampling grid (DINet's Adaptive Affine Transformation)
+  [source S/4, warped reference] -> residual blocks -> decoder with source skips -> RGB and log-scale.
+The full model (multi-scale AdaAT, GAN, perceptual, sync and histogram losses) extends this one.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.config import ModelConfig
+from julnet.uncertainty import UncertaintyHead, reconstruction_loss
+
+
+def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
+        nn.GroupNorm(max(1, out_channels // 8), out_channels),
+        nn.LeakyReLU(0.2),
+    )
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_block(channels, channels), nn.Conv2d(channels, channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x + self.body(x), 0.2)
+
+
+class AudioEncoder(nn.Module):
+    """80 x 16 mel window -> feature vector."""
+
+    def __init__(self, out_dim: int, width: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            conv_block(1, width, stride=(2)),  # 40 x 8
+            conv_block(width, width * 2, stride=2),  # 20 x 4
+            conv_block(width * 2, width * 2, stride=2),  # 10 x 2
+            nn.AdaptiveAvgPool2d((5, 1)),
+            nn.Flatten(),
+            nn.Linear(width * 2 * 5, out_dim),
+            nn.LeakyReLU(0.2),
+        )
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.net(mel.unsqueeze(1))
+
+
+class AdaAT(nn.Module):
+    """Adaptive affine transformation: a per-channel similarity warp of feature maps.
+
+    Parameters come from a condition vector; the last layer starts at zero so training starts
+    from the identity warp. Ranges: scale in (0.5, 1.5), rotation within +-45 degrees,
+    translation within +-0.5 of the feature map's half-size.
+    """
+
+    def __init__(self, cond_dim: int, channels: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.channels = channels
+        self.mlp = nn.Sequential(nn.Linear(cond_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 4 * channels))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = features.shape
+        raw = torch.tanh(self.mlp(cond).view(batch * channels, 4))
+        scale = 1.0 + 0.5 * raw[:, 0]
+        angle = (math.pi / 4) * raw[:, 1]
+        shift = 0.5 * raw[:, 2:]
+        cos, sin = scale * torch.cos(angle), scale * torch.sin(angle)
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, [batch * channels, 1, height, width], align_corners=False)
+        flat = features.reshape(batch * channels, 1, height, width)
+        warped = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return warped.view(batch, channels, height, width)
+
+
+class JULNet(nn.Module):
+    trainable = True
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.source_1 = conv_block(3, c)
+        self.source_2 = conv_block(c, 2 * c, stride=2)
+        self.source_4 = nn.Sequential(conv_block(2 * c, 2 * c, stride=2), ResBlock(2 * c))
+        self.reference = nn.Sequential(
+            conv_block(3 * config.n_refs, c), conv_block(c, 2 * c, stride=2),
+            conv_block(2 * c, 2 * c, stride=2), ResBlock(2 * c),
+        )
+        audio_dim = 4 * c
+        self.audio = AudioEncoder(audio_dim)
+        self.adaat = AdaAT(2 * c + 2 * c + audio_dim, 2 * c)
+        self.fuse = nn.Sequential(conv_block(4 * c, 4 * c), ResBlock(4 * c), ResBlock(4 * c))
+        self.up_2 = conv_block(4 * c + 2 * c, 2 * c)
+        self.up_1 = conv_block(2 * c + c, c)
+        self.to_rgb = nn.Conv2d(c, 3, 3, padding=1)
+        self.uncertainty = UncertaintyHead(c)
+
+    def forward(self, audio: torch.Tensor, masked: torch.Tensor, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        src1 = self.source_1(masked)
+        src2 = self.source_2(src1)
+        src4 = self.source_4(src2)
+        ref4 = self.reference(refs.flatten(1, 2))
+        sound = self.audio(audio)
+        cond = torch.cat([src4.mean((2, 3)), ref4.mean((2, 3)), sound], dim=1)
+        warped = self.adaat(ref4, cond)
+        x = self.fuse(torch.cat([src4, warped], dim=1))
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        x = self.up_2(torch.cat([x, src2], dim=1))
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        x = self.up_1(torch.cat([x, src1], dim=1))
+        pred = torch.sigmoid(self.to_rgb(x))
+        log_scale = self.uncertainty(x)
+        if self.config.uncertainty == "none":
+            log_scale = torch.zeros_like(log_scale)  # no trained head: an uninformative map
+        return pred, log_scale
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
+        return reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty)
