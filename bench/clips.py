@@ -81,7 +81,8 @@ class Clip:
 
 def _array_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    # np.ascontiguousarray would turn 0-d scalars into 1-d arrays; np.require keeps the shape.
+    np.lib.format.write_array(buffer, np.require(array, requirements='C'), allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -134,7 +135,7 @@ def load_clip(path: str | Path) -> Clip:
     for key in ("frames", "audio", "fps", "meta"):
         if key not in arrays:
             raise ClipFormatError(f"{path}: clip archive has no '{key}' array")
-    meta = json.loads(str(arrays.pop("meta")))
+    meta = json.loads(str(arrays.pop("meta").reshape(())))
     clip = Clip(
         clip_id=str(meta.get("clip_id", path.stem)),
         frames=arrays.pop("frames"),

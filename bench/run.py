@@ -19,7 +19,7 @@ from bench.config import RunConfig, stable_hash
 from bench.evaluate import EvalResult, evaluate, summarise
 from bench.frames import ClipTensors, prepare_clip
 from bench.models import build_model
-from bench.rundir import file_sha256, new_manifest, prepare_run_dir, write_json
+from bench.rundir import check_run_dir_free, file_sha256, new_manifest, prepare_run_dir, write_json
 from bench.train import load_checkpoint, pick_device, save_checkpoint, train
 
 log = logging.getLogger(__name__)
@@ -98,9 +98,9 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
     if config.preset == "paper" and not torch.cuda.is_available():
         raise RunError("the 'paper' preset is declared for GPUs; use --preset quick or smoke on this machine")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = prepare_run_dir(out_dir or Path("runs") / f"{config.model}-{config.preset}-{stamp}")
+    # Check the output early, create it only once data and model are in hand: bad input leaves nothing.
+    run_dir = check_run_dir_free(out_dir or Path("runs") / f"{config.model}-{config.preset}-{stamp}")
     manifest = new_manifest(config.model, config.to_dict(), config.seed)
-    write_json(run_dir / "manifest.json", manifest)
     device = pick_device()
     timings: dict[str, float] = {}
 
@@ -115,34 +115,42 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
         config, dataset, Path(checkpoint) if checkpoint else None, device, progress)
     manifest["config"] = config.to_dict()
     timings["train_s"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    result = evaluate_split(model, test_clips, config, device, progress)
-    summary = summarise(result, config.model, config.eval, config.seed)
-    floor_summary = None
-    if floor and config.model != "copyref":
-        floor_model = build_model("copyref", config.net).to(device)
-        floor_summary = summarise(evaluate_split(floor_model, test_clips, config, device, progress),
-                                  "copyref", config.eval, config.seed)
-        summary["floor"] = {"model": "copyref", "metrics": floor_summary["metrics"]}
-    timings["eval_s"] = time.perf_counter() - started
-
-    result.frames.to_parquet(run_dir / "frames.parquet", index=False)
-    np.savez(run_dir / "curves.npz", fraction=result.fractions, **result.curves)
-    if result.samples:
-        np.savez(run_dir / "samples.npz", **result.samples)
-    write_json(run_dir / "summary.json", summary)
-    manifest["timings"] = timings
+    prepare_run_dir(run_dir)
     write_json(run_dir / "manifest.json", manifest)
 
-    report_path = None
-    if report:
-        from bench.report import render_report
-
+    try:
         started = time.perf_counter()
-        report_path = render_report(run_dir)
-        timings["report_s"] = time.perf_counter() - started
-    manifest["timings"] = timings
-    manifest["status"] = "complete"
-    write_json(run_dir / "manifest.json", manifest)
+        result = evaluate_split(model, test_clips, config, device, progress)
+        summary = summarise(result, config.model, config.eval, config.seed)
+        floor_summary = None
+        if floor and config.model != "copyref":
+            floor_model = build_model("copyref", config.net).to(device)
+            floor_summary = summarise(evaluate_split(floor_model, test_clips, config, device, progress),
+                                      "copyref", config.eval, config.seed)
+            summary["floor"] = {"model": "copyref", "metrics": floor_summary["metrics"]}
+        timings["eval_s"] = time.perf_counter() - started
+
+        result.frames.to_parquet(run_dir / "frames.parquet", index=False)
+        np.savez(run_dir / "curves.npz", fraction=result.fractions, **result.curves)
+        if result.samples:
+            np.savez(run_dir / "samples.npz", **result.samples)
+        write_json(run_dir / "summary.json", summary)
+        manifest["timings"] = timings
+        write_json(run_dir / "manifest.json", manifest)
+
+        report_path = None
+        if report:
+            from bench.report import render_report
+
+            started = time.perf_counter()
+            report_path = render_report(run_dir)
+            timings["report_s"] = time.perf_counter() - started
+        manifest["timings"] = timings
+        manifest["status"] = "complete"
+        write_json(run_dir / "manifest.json", manifest)
+    except BaseException as error:
+        manifest["status"] = "failed"
+        manifest["error"] = f"{type(error).__name__}: {error}"
+        write_json(run_dir / "manifest.json", manifest)
+        raise
     return RunOutcome(run_dir=run_dir, summary=summary, floor=floor_summary, report=report_path)

@@ -30,11 +30,17 @@ class RunDirError(ValueError):
     pass
 
 
-def prepare_run_dir(path: str | Path) -> Path:
-    """Create a fresh run directory; refuse one that already holds files (never overwrite a run)."""
+def check_run_dir_free(path: str | Path) -> Path:
+    """Refuse a directory that already holds files (never overwrite a run)."""
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise RunDirError(f"{path}: output directory already exists and is not empty; choose another --out")
+    return path
+
+
+def prepare_run_dir(path: str | Path) -> Path:
+    """Create a fresh run directory (see ``check_run_dir_free``)."""
+    path = check_run_dir_free(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

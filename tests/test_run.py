@@ -1,0 +1,115 @@
+"""End to end: `bench run --preset smoke` writes every file of the run-directory schema."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.config import POSE_BINS, pose_bin
+from bench.rundir import RUN_FILES
+
+BINS = [name for name, _, _ in POSE_BINS]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "julnet-smoke"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TALKBENCH_CACHE", str(cache))
+        code = main(["run", "--model", "julnet", "--preset", "smoke", "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_smoke_run_writes_the_whole_schema(smoke_run):
+    for name in RUN_FILES:
+        assert (smoke_run / name).is_file(), name
+    manifest = json.loads((smoke_run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["config"]["preset"] == "smoke" and manifest["seed"] == 0
+    assert manifest["checkpoint"]["sha256"] and len(manifest["data"]["hash"]) == 64
+    assert {"torch", "numpy", "python"} <= set(manifest["versions"])
+    assert {"data_s", "train_s", "eval_s", "report_s"} <= set(manifest["timings"])
+
+
+def test_summary_follows_the_schema(smoke_run):
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    assert summary["model"] == "julnet"
+    assert {"psnr", "ssim", "unc_spearman", "ause"} <= set(summary["metrics"])
+    assert set(summary["by_pose"]) == set(BINS)
+    for block in [summary["metrics"], *summary["by_pose"].values()]:
+        for entry in block.values():
+            assert set(entry) == {"value", "ci95", "higher_is_better", "n"}
+    psnr = summary["metrics"]["psnr"]
+    assert 5 < psnr["value"] < 60 and psnr["higher_is_better"] is True
+    low, high = psnr["ci95"]
+    assert low <= psnr["value"] <= high
+    assert summary["metrics"]["ause"]["higher_is_better"] is False
+    assert summary["floor"]["model"] == "copyref"
+
+
+def test_frames_table_has_one_row_per_test_frame_and_consistent_pose_bins(smoke_run):
+    frames = pd.read_parquet(smoke_run / "frames.parquet")
+    manifest = json.loads((smoke_run / "manifest.json").read_text())
+    data = json.loads((__import__("pathlib").Path(manifest["data"]["root"]) / "manifest.json").read_text())
+    expected = sum(c["n_frames"] for c in data["clips"] if c["split"] == "test")
+    assert len(frames) == expected
+    assert not frames.duplicated(["clip_id", "frame"]).any()
+    assert (frames["pose_bin"] == frames["yaw"].abs().map(pose_bin)).all()
+    assert set(frames["pose_bin"]) == set(BINS)
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    assert summary["metrics"]["psnr"]["n"] == len(frames)
+    assert summary["metrics"]["psnr"]["value"] == pytest.approx(frames["psnr"].mean())
+
+
+def test_curves_and_samples(smoke_run):
+    curves = np.load(smoke_run / "curves.npz")
+    assert curves["fraction"][0] == 0 and len(curves["fraction"]) == 100
+    assert np.all(curves["oracle_all"] <= curves["model_all"] + 1e-9)
+    samples = np.load(smoke_run / "samples.npz")
+    assert samples["gt"].dtype == np.uint8 and samples["gt"].shape == samples["pred"].shape
+    assert samples["error"].shape == samples["uncertainty"].shape == samples["gt"].shape[:3]
+
+
+def test_second_run_reuses_the_cached_checkpoint(smoke_run, cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TALKBENCH_CACHE", str(cache))
+    out = tmp_path / "again"
+    assert main(["run", "--model", "julnet", "--preset", "smoke", "--out", str(out), "--no-progress",
+                 "--no-report"]) == 0
+    first = json.loads((smoke_run / "manifest.json").read_text())
+    second = json.loads((out / "manifest.json").read_text())
+    assert second["checkpoint"]["source"] == "cache"
+    assert second["checkpoint"]["sha256"] == first["checkpoint"]["sha256"]
+    assert json.loads((out / "summary.json").read_text())["metrics"] == \
+        json.loads((smoke_run / "summary.json").read_text())["metrics"]
+
+
+def test_bad_inputs_give_one_line_and_exit_2(smoke_run, cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TALKBENCH_CACHE", str(cache))
+    before = (smoke_run / "summary.json").read_bytes()
+    assert main(["run", "--model", "julnet", "--preset", "smoke", "--out", str(smoke_run)]) == 2
+    assert (smoke_run / "summary.json").read_bytes() == before  # nothing overwritten
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not empty" in err[0] and str(smoke_run) in err[0]
+
+    assert main(["run", "--model", "julnt", "--preset", "smoke", "--out", str(tmp_path / "x")]) == 2
+    assert "Did you mean 'julnet'" in capsys.readouterr().err
+
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    assert main(["run", "--model", "copyref", "--preset", "smoke", "--data", str(empty),
+                 "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "manifest.json" in err[0] and "Traceback" not in err[0]
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    assert main(["run", "--model", "julnet", "--preset", "smoke", "--checkpoint", str(bad),
+                 "--out", str(tmp_path / "z")]) == 2
+    assert "bad.pt" in capsys.readouterr().err
