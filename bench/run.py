@@ -136,6 +136,7 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
             np.savez(run_dir / "samples.npz", **result.samples)
         write_json(run_dir / "summary.json", summary)
         manifest["timings"] = timings
+        manifest["status"] = "scored"  # results written; the report is the last step
         write_json(run_dir / "manifest.json", manifest)
 
         report_path = None

@@ -1,7 +1,8 @@
 """The run directory: one schema that the CLI, notebooks and tests all read.
 
   manifest.json   config, seed, versions, git sha, data and checkpoint hashes, timings, status
-                  ("running" while work is under way, "complete" once every file is written)
+                  ("running" while work is under way, "scored" once results are written and the
+                  report is rendering, "complete" once every file is written, "failed" with "error")
   frames.parquet  one row per (clip, frame): ids, pose labels, pose bin, per-frame metrics
   summary.json    {"model", "metrics": {name: {value, ci95, higher_is_better, n}}, "by_pose": {...}}
   curves.npz      sparsification curves: fraction, model_<group>, oracle_<group>
