@@ -29,6 +29,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    trainer = commands.add_parser("train", help="train a model (resumable; runs under torchrun for DDP)")
+    trainer.add_argument("--model", required=True, help="model name (see `bench ls`)")
+    trainer.add_argument("--preset", default="quick", choices=PRESETS)
+    trainer.add_argument("--data", default="synth", help="'synth' (embedded generator) or a dataset directory")
+    trainer.add_argument("--steps", type=int, help="total optimiser steps (default: the preset's)")
+    trainer.add_argument("--out", type=Path, help="output directory (default runs/train/MODEL-PRESET-seedN)")
+    trainer.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    trainer.add_argument("--seed", type=int, default=0)
+    trainer.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     commands.add_parser("ls", help="list the models")
 
     data = commands.add_parser("data", help="datasets")
@@ -95,6 +105,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from bench.models import model_class
+    from bench.run import RunError, load_data, prepare_split
+    from bench.train import init_distributed, pick_device, train
+
+    model_class(args.model)
+    config = preset_config(args.preset, model=args.model, seed=args.seed)
+    config = replace(config, data=replace(config.data, source=args.data))
+    if args.steps:
+        config = replace(config, train=replace(config.train, steps=args.steps))
+    out = args.out or Path("runs") / "train" / f"{args.model}-{args.preset}-seed{args.seed}"
+    if not args.resume and (out / "last.pt").exists():
+        raise RunError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+    device = pick_device()
+    info = init_distributed(device)
+    if info.enabled and not info.is_main:
+        import torch.distributed as dist
+
+        dist.barrier()  # rank 0 generates or checks the data first
+    dataset = load_data(config, progress=not args.no_progress and info.is_main)
+    if info.enabled and info.is_main:
+        import torch.distributed as dist
+
+        dist.barrier()
+    model = model_class(args.model)(config.net)
+    if not getattr(model, "trainable", True):
+        raise RunError(f"model '{args.model}' has no parameters to train")
+    clips = prepare_split(dataset, "train", config.net.image_size, progress=False)
+    train(model, clips, config, device, progress=not args.no_progress, out_dir=out, resume=args.resume)
+    if info.is_main:
+        print(f"checkpoint: {out / 'final.pt'}")
+    return 0
+
+
 def _cmd_ls(args: argparse.Namespace) -> int:
     from bench.models import MODELS
 
@@ -137,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from bench.errors import EXPECTED_ERRORS
 
-    handlers = {"run": _cmd_run, "ls": _cmd_ls, "data": _cmd_data}
+    handlers = {"run": _cmd_run, "train": _cmd_train, "ls": _cmd_ls, "data": _cmd_data}
     try:
         return handlers[args.command](args)
     except EXPECTED_ERRORS as error:

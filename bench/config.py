@@ -40,7 +40,10 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    grad_accum: int = 1  # micro-batches per optimiser step
     log_every: int = 25
+    save_every: int = 100  # last.pt is rewritten this often
+    compile: bool = False  # torch.compile the training step
 
 
 @dataclass(frozen=True)

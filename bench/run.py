@@ -20,7 +20,7 @@ from bench.evaluate import EvalResult, evaluate, summarise
 from bench.frames import ClipTensors, prepare_clip
 from bench.models import build_model
 from bench.rundir import check_run_dir_free, file_sha256, new_manifest, prepare_run_dir, write_json
-from bench.train import load_checkpoint, pick_device, save_checkpoint, train
+from bench.train import load_checkpoint, pick_device, train
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +76,17 @@ def obtain_model(config: RunConfig, dataset: Dataset, checkpoint: Path | None, d
     model = build_model(config.model, config.net)
     if not getattr(model, "trainable", True):
         return model.to(device), config, {"path": None, "sha256": None, "source": "none (no parameters)"}
-    path = cache_root() / "checkpoints" / f"{config.model}-{checkpoint_key(config, dataset.content_hash)}.pt"
-    if path.is_file():
-        log.info("using cached checkpoint %s", path)
-        model, _, _ = load_checkpoint(path, device)
-        return model.to(device), config, {"path": str(path), "sha256": file_sha256(path), "source": "cache"}
+    train_dir = cache_root() / "checkpoints" / f"{config.model}-{checkpoint_key(config, dataset.content_hash)}"
+    final = train_dir / "final.pt"
+    if final.is_file():
+        log.info("using cached checkpoint %s", final)
+        model, _, _ = load_checkpoint(final, device)
+        return model.to(device), config, {"path": str(final), "sha256": file_sha256(final), "source": "cache"}
     train_clips = prepare_split(dataset, "train", config.net.image_size, progress)
-    model, state = train(model, train_clips, config, device, progress)
-    save_checkpoint(state, path)
-    return model, config, {"path": str(path), "sha256": file_sha256(path), "source": "trained"}
+    resume = (train_dir / "last.pt").is_file()  # an interrupted run of the same config continues
+    model, _ = train(model, train_clips, config, device, progress, out_dir=train_dir, resume=resume)
+    return model, config, {"path": str(final), "sha256": file_sha256(final),
+                           "source": "trained (resumed)" if resume else "trained"}
 
 
 def evaluate_split(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device: torch.device,
