@@ -1,7 +1,9 @@
 """Evaluate a generator on a split: per-frame metrics, pooled calibration, curves and samples.
 
 Generated frames are quantised to uint8 before scoring, as they would be in a saved video, and
-scored at the model's resolution against the ground truth resized the same way.
+scored at the model's resolution against the ground truth resized the same way. Image metrics use
+the full frame; calibration metrics use the pixels the model had to generate (the protocol's mask),
+since pixels passed through from the input have zero error and would make any map look calibrated.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from tqdm.auto import tqdm
 
 from bench import calibration, image_metrics
 from bench.config import POSE_BINS, EvalConfig, pose_bin
-from bench.frames import ClipTensors, eval_reference_indices, make_batch
+from bench.frames import ClipTensors, eval_reference_indices, make_batch, mouth_mask
 from bench.stats import clip_bootstrap_ci
 
 PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
@@ -57,23 +59,25 @@ def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config
             ssim = image_metrics.ssim(pred_u8, gt_u8).cpu().numpy()
             error = ((pred_u8 - gt_u8).abs().mean(1) / 255.0).cpu().numpy()
             scale = torch.exp(log_scale[:, 0]).float().cpu().numpy()
+            region = mouth_mask(*error.shape[1:])[0, 0].bool().numpy()
             for i, t in enumerate(targets):
                 abs_yaw = abs(float(clip.yaw[t]))
                 group = pose_bin(abs_yaw)
-                model_curve, oracle_curve = calibration.sparsification_curves(error[i], scale[i], fractions)
+                err_region, unc_region = error[i][region], scale[i][region]
+                model_curve, oracle_curve = calibration.sparsification_curves(err_region, unc_region, fractions)
                 for g in ("all", group):
                     curve_sums[f"model_{g}"] = curve_sums.get(f"model_{g}", 0) + model_curve
                     curve_sums[f"oracle_{g}"] = curve_sums.get(f"oracle_{g}", 0) + oracle_curve
                     curve_counts[g] = curve_counts.get(g, 0) + 1
-                    pooled_u.setdefault(g, []).append(scale[i, ::stride, ::stride].ravel())
-                    pooled_e.setdefault(g, []).append(error[i, ::stride, ::stride].ravel())
+                    pooled_u.setdefault(g, []).append(unc_region[::stride])
+                    pooled_e.setdefault(g, []).append(err_region[::stride])
                 rows.append({
                     "clip_id": clip.clip_id, "frame": t, "identity": clip.identity, "stratum": clip.stratum,
                     "pose_bin": group, "yaw": float(clip.yaw[t]), "pitch": float(clip.pitch[t]),
                     "roll": float(clip.roll[t]), "psnr": float(psnr[i]), "ssim": float(ssim[i]),
                     "err_mean": float(error[i].mean()), "unc_mean": float(scale[i].mean()),
                     "ause": calibration.ause(model_curve, oracle_curve, fractions),
-                    "unc_spearman": calibration.spearman(scale[i], error[i]),
+                    "unc_spearman": calibration.spearman(unc_region, err_region),
                 })
                 sample_pool.setdefault(group, []).append({
                     "gt": gt_u8[i].permute(1, 2, 0).byte().cpu().numpy(),

@@ -60,10 +60,15 @@ def prepare_clip(clip: Clip, image_size: int) -> ClipTensors:
     )
 
 
+def mouth_mask(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """1 x 1 x H x W: 1 where the protocol blanks the target (the lower half), 0 where it is given."""
+    mask = torch.zeros(1, 1, height, width, device=device)
+    mask[..., height // 2:, :] = 1.0
+    return mask
+
+
 def mask_lower_half(frames: torch.Tensor) -> torch.Tensor:
-    masked = frames.clone()
-    masked[..., frames.shape[-2] // 2:, :] = 0
-    return masked
+    return frames * (1.0 - mouth_mask(*frames.shape[-2:], device=frames.device))
 
 
 MIN_REF_GAP = 3  # frames: a reference this close to the target would leak its mouth shape

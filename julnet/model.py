@@ -6,7 +6,8 @@ Data flow (S = image size):
   mel window     -> audio encoder -> vector
   [pooled source, pooled reference, audio] -> AdaAT: one scale, rotation and translation per
       reference feature channel, applied with a sampling grid (DINet's Adaptive Affine Transformation)
-  [source S/4, warped reference] -> residual blocks -> decoder with source skips -> RGB and log-scale.
+  [source S/4, warped reference] -> residual blocks -> decoder with source skips -> RGB and log-scale;
+  the RGB output fills the masked region, the given pixels pass through unchanged (inpainting).
 The full model (multi-scale AdaAT, GAN, perceptual, sync and histogram losses) extends this one.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.config import ModelConfig
+from bench.frames import mouth_mask
 from julnet.uncertainty import UncertaintyHead, reconstruction_loss
 
 
@@ -72,18 +74,25 @@ class AdaAT(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
-    def forward(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        batch, channels, height, width = features.shape
-        raw = torch.tanh(self.mlp(cond).view(batch * channels, 4))
+    def transforms(self, cond: torch.Tensor, batch: int) -> torch.Tensor:
+        """(batch * channels) x 2 x 3 affine matrices from the condition vector."""
+        raw = torch.tanh(self.mlp(cond).view(batch * self.channels, 4))
         scale = 1.0 + 0.5 * raw[:, 0]
         angle = (math.pi / 4) * raw[:, 1]
         shift = 0.5 * raw[:, 2:]
         cos, sin = scale * torch.cos(angle), scale * torch.sin(angle)
-        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        return torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+
+    @staticmethod
+    def warp(features: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = features.shape
         grid = F.affine_grid(theta, [batch * channels, 1, height, width], align_corners=False)
         flat = features.reshape(batch * channels, 1, height, width)
         warped = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return warped.view(batch, channels, height, width)
+
+    def forward(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.warp(features, self.transforms(cond, features.shape[0]))
 
 
 class JULNet(nn.Module):
@@ -96,16 +105,15 @@ class JULNet(nn.Module):
         self.source_1 = conv_block(3, c)
         self.source_2 = conv_block(c, 2 * c, stride=2)
         self.source_4 = nn.Sequential(conv_block(2 * c, 2 * c, stride=2), ResBlock(2 * c))
-        self.reference = nn.Sequential(
-            conv_block(3 * config.n_refs, c), conv_block(c, 2 * c, stride=2),
-            conv_block(2 * c, 2 * c, stride=2), ResBlock(2 * c),
-        )
+        self.reference_1 = conv_block(3 * config.n_refs, c)
+        self.reference_2 = conv_block(c, 2 * c, stride=2)
+        self.reference_4 = nn.Sequential(conv_block(2 * c, 2 * c, stride=2), ResBlock(2 * c))
         audio_dim = 4 * c
         self.audio = AudioEncoder(audio_dim)
         self.adaat = AdaAT(2 * c + 2 * c + audio_dim, 2 * c)
         self.fuse = nn.Sequential(conv_block(4 * c, 4 * c), ResBlock(4 * c), ResBlock(4 * c))
-        self.up_2 = conv_block(4 * c + 2 * c, 2 * c)
-        self.up_1 = conv_block(2 * c + c, c)
+        self.up_2 = conv_block(4 * c + 2 * c + 2 * c, 2 * c)
+        self.up_1 = conv_block(2 * c + c + c, c)
         self.to_rgb = nn.Conv2d(c, 3, 3, padding=1)
         self.uncertainty = UncertaintyHead(c)
 
@@ -113,16 +121,22 @@ class JULNet(nn.Module):
         src1 = self.source_1(masked)
         src2 = self.source_2(src1)
         src4 = self.source_4(src2)
-        ref4 = self.reference(refs.flatten(1, 2))
+        ref1 = self.reference_1(refs.flatten(1, 2))
+        ref2 = self.reference_2(ref1)
+        ref4 = self.reference_4(ref2)
         sound = self.audio(audio)
         cond = torch.cat([src4.mean((2, 3)), ref4.mean((2, 3)), sound], dim=1)
-        warped = self.adaat(ref4, cond)
-        x = self.fuse(torch.cat([src4, warped], dim=1))
+        theta = self.adaat.transforms(cond, ref4.shape[0])
+        # The same per-channel transforms warp the S/4 and S/2 reference features (grids are
+        # resolution-free), so the decoder gets aligned reference detail at two scales.
+        x = self.fuse(torch.cat([src4, self.adaat.warp(ref4, theta)], dim=1))
         x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-        x = self.up_2(torch.cat([x, src2], dim=1))
+        x = self.up_2(torch.cat([x, src2, self.adaat.warp(ref2, theta)], dim=1))
         x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-        x = self.up_1(torch.cat([x, src1], dim=1))
-        pred = torch.sigmoid(self.to_rgb(x))
+        x = self.up_1(torch.cat([x, src1, ref1], dim=1))
+        # Inpainting, as DINet: the given (unmasked) pixels pass through, the network fills the mask.
+        mask = mouth_mask(*masked.shape[-2:], device=masked.device)
+        pred = masked * (1.0 - mask) + torch.sigmoid(self.to_rgb(x)) * mask
         log_scale = self.uncertainty(x)
         if self.config.uncertainty == "none":
             log_scale = torch.zeros_like(log_scale)  # no trained head: an uninformative map
