@@ -41,6 +41,16 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("ls", help="list the models")
 
+    compare = commands.add_parser("compare", help="paired per-metric differences between two run directories")
+    compare.add_argument("run_a", type=Path)
+    compare.add_argument("run_b", type=Path)
+    compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples over shared clips")
+    compare.add_argument("--seed", type=int, default=0)
+
+    from bench.weights import add_cli as add_weights_cli
+
+    add_weights_cli(commands)
+
     data = commands.add_parser("data", help="datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     synth = data_commands.add_parser("synth", help="generate (or find cached) synthetic talking heads")
@@ -175,13 +185,28 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare_runs, format_comparison
+
+    table = compare_runs(args.run_a, args.run_b, resamples=args.resamples, seed=args.seed)
+    print(format_comparison(table))
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from bench.weights import run_cli
+
+    return run_cli(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from bench.errors import EXPECTED_ERRORS
 
-    handlers = {"run": _cmd_run, "train": _cmd_train, "ls": _cmd_ls, "data": _cmd_data}
+    handlers = {"run": _cmd_run, "train": _cmd_train, "ls": _cmd_ls, "data": _cmd_data,
+                "compare": _cmd_compare, "weights": _cmd_weights}
     try:
         return handlers[args.command](args)
     except EXPECTED_ERRORS as error:

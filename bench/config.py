@@ -30,7 +30,9 @@ class ModelConfig:
     image_size: int = 64
     n_refs: int = 3
     channels: int = 32
-    uncertainty: str = "lun1"  # none | lun1 (joint arrives with the histogram KL)
+    uncertainty: str = "joint"  # none | lun1 | joint (= Lun1 + lun2_weight * Lun2)
+    lun2_weight: float = 1.0
+    hist_bins: int = 11
 
 
 @dataclass(frozen=True)

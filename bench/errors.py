@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from bench.clips import ClipFormatError
+from bench.compare import CompareError
 from bench.models import UnknownModelError
 from bench.rundir import RunDirError
 from bench.run import RunError
 from bench.train import CheckpointError
+from bench.weights import WeightsMissingError
 
 
 def _report_error() -> type[Exception]:
@@ -17,5 +19,6 @@ def _report_error() -> type[Exception]:
 
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    ClipFormatError, UnknownModelError, RunDirError, RunError, CheckpointError, _report_error(),
+    ClipFormatError, UnknownModelError, RunDirError, RunError, CheckpointError, CompareError,
+    WeightsMissingError, _report_error(),
 )

@@ -144,4 +144,6 @@ class JULNet(nn.Module):
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
-        return reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty)
+        region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
+        return reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
+                                   lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)

@@ -1,6 +1,6 @@
 """The uncertainty head and the uncertainty-weighted reconstruction loss.
 
-The head predicts ``s = log u`` per pixel, u being the scale of a Laplace distribution of the
+Lun2 (``joint`` mode) adds the histogram KL of ``julnet.histogram``. The head predicts ``s = log u`` per pixel, u being the scale of a Laplace distribution of the
 per-pixel error. Lun1 (the paper's uncertainty-weighted L1) is ``mean(|y_hat - y| * exp(-s) + s)``,
 whose minimiser over s is ``u = |y_hat - y|``: the map learns to predict the error. The absolute
 error is averaged over colour channels first, so one scale serves the three channels of a pixel.
@@ -12,7 +12,9 @@ import math
 import torch
 from torch import nn
 
-UNCERTAINTY_MODES = ("none", "lun1")
+from julnet.histogram import histogram_kl
+
+UNCERTAINTY_MODES = ("none", "lun1", "joint")
 
 
 class UncertaintyHead(nn.Module):
@@ -40,13 +42,28 @@ def uncertainty_l1(pred: torch.Tensor, target: torch.Tensor, log_scale: torch.Te
     return (error * torch.exp(-log_scale) + log_scale).mean()
 
 
-def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, log_scale: torch.Tensor,
-                        mode: str) -> tuple[torch.Tensor, dict[str, float]]:
-    """The generator's pixel loss for an ``uncertainty`` mode, with values worth logging."""
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, log_scale: torch.Tensor, mode: str,
+                        region: torch.Tensor | None = None, lun2_weight: float = 1.0,
+                        hist_bins: int = 11) -> tuple[torch.Tensor, dict[str, float]]:
+    """The generator's pixel loss for an ``uncertainty`` mode, with values worth logging.
+
+    none: plain L1. lun1: Lun1 only. joint: Lun1 + lun2_weight * Lun2, the histogram KL of
+    ``julnet.histogram``, taken over ``region`` (H x W bool: the generated pixels) when given,
+    because pixels passed through from the input have zero error and would swamp both histograms.
+    """
     l1 = (pred - target).abs().mean()
     if mode == "none":
         return l1, {"l1": l1.item()}
+    if mode not in UNCERTAINTY_MODES:
+        raise ValueError(f"unknown uncertainty mode {mode!r}; choose one of {', '.join(UNCERTAINTY_MODES)}")
+    lun1 = uncertainty_l1(pred, target, log_scale)
     if mode == "lun1":
-        lun1 = uncertainty_l1(pred, target, log_scale)
         return lun1, {"l1": l1.item(), "lun1": lun1.item()}
-    raise ValueError(f"unknown uncertainty mode {mode!r}; choose one of {', '.join(UNCERTAINTY_MODES)}")
+    error = (pred - target).abs().mean(dim=1).flatten(1)
+    scale = torch.exp(log_scale).flatten(1)
+    if region is not None:
+        keep = region.flatten()
+        error, scale = error[:, keep], scale[:, keep]
+    lun2 = histogram_kl(error, scale, bins=hist_bins)
+    return lun1 + lun2_weight * lun2, {"l1": l1.item(), "lun1": lun1.item(), "lun2": lun2.item()}
+

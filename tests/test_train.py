@@ -48,7 +48,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
 def test_gradient_accumulation_trains_and_logs(tmp_path):
     config = tiny_config(steps=3, grad_accum=2)
     model, state = train(_fresh(config), fake_clips(), config, progress=False, out_dir=tmp_path)
-    assert state["step"] == 3 and set(state["final_logs"]) == {"l1", "lun1"}
+    assert state["step"] == 3 and set(state["final_logs"]) == {"l1", "lun1", "lun2"}
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
