@@ -41,7 +41,9 @@ def test_smoke_run_writes_the_whole_schema(smoke_run):
 def test_summary_follows_the_schema(smoke_run):
     summary = json.loads((smoke_run / "summary.json").read_text())
     assert summary["model"] == "julnet"
-    assert {"psnr", "ssim", "unc_spearman", "ause"} <= set(summary["metrics"])
+    assert {"psnr", "ssim", "unc_spearman", "unc_pearson", "ause", "aurg", "nll", "crps", "hist_kl",
+            "miscal_area", "rms_cal_error", "fail_auroc", "fail_auprc", "psnr_r2", "unc_frame_spearman"} \
+        <= set(summary["metrics"])
     assert set(summary["by_pose"]) == set(BINS)
     for block in [summary["metrics"], *summary["by_pose"].values()]:
         for entry in block.values():
@@ -72,6 +74,7 @@ def test_curves_and_samples(smoke_run):
     curves = np.load(smoke_run / "curves.npz")
     assert curves["fraction"][0] == 0 and len(curves["fraction"]) == 100
     assert np.all(curves["oracle_all"] <= curves["model_all"] + 1e-9)
+    assert curves["coverage_all"].shape == (99,) and np.all(np.diff(curves["coverage_all"]) >= 0)
     samples = np.load(smoke_run / "samples.npz")
     assert samples["gt"].dtype == np.uint8 and samples["gt"].shape == samples["pred"].shape
     assert samples["error"].shape == samples["uncertainty"].shape == samples["gt"].shape[:3]

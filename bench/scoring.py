@@ -1,0 +1,233 @@
+"""Streaming per-frame scoring shared by `bench run` (model outputs) and `bench score` (external outputs).
+
+``FrameScorer.update`` takes a batch of generated and ground-truth frames (uint8 values as floats,
+B x 3 x H x W), optionally the predicted scale u (B x H x W) and the region of generated pixels
+(H x W bool), plus one metadata dict per frame. It keeps per-frame rows, a few per-frame arrays
+(coverage counts, a fixed pixel subsample) and sparsification curve sums per pose group: memory is
+small per frame and independent of the image size. ``summarise`` turns the result into summary.json.
+
+Image metrics use the full frame. Calibration metrics use the region's pixels (see evaluate.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench import calibration, image_metrics, quality
+from bench.config import POSE_BINS, EvalConfig, pose_bin
+from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
+
+PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
+# Frame-mean metrics: name -> higher is better. Calibration ones exist only with an uncertainty map.
+IMAGE_METRICS = {"psnr": True, "ssim": True}
+FRAME_CALIBRATION = {"ause": False, "aurg": True, "nll": False, "crps": False, "hist_kl": False, "sharpness": False}
+POOLED_CALIBRATION = {"unc_spearman": True, "unc_pearson": True, "miscal_area": False, "rms_cal_error": False}
+FRAME_QUALITY = {"unc_frame_spearman": True, "fail_auroc": True, "fail_auprc": True, "psnr_r2": True}
+SPEARMAN_RESAMPLES = 200  # pooled rank correlation is the costly statistic to bootstrap
+
+
+@dataclass
+class EvalResult:
+    frames: pd.DataFrame
+    fractions: np.ndarray
+    has_uncertainty: bool
+    curves: dict[str, np.ndarray] = field(default_factory=dict)  # model_<g>, oracle_<g>, coverage_<g>
+    inside: np.ndarray | None = None  # frames x levels: pixels inside each central interval
+    region_pixels: np.ndarray | None = None  # frames: pixels scored for calibration
+    subsample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (u, e, frame row) pixel subsample
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class FrameScorer:
+    def __init__(self, config: EvalConfig) -> None:
+        self.config = config
+        self.fractions = calibration.sparsification_fractions(config.sparsification_step)
+        self.levels = calibration.coverage_levels()
+        self.rows: list[dict[str, Any]] = []
+        self.inside: list[np.ndarray] = []
+        self.region_pixels: list[int] = []
+        self.sub_u: list[np.ndarray] = []
+        self.sub_e: list[np.ndarray] = []
+        self.sub_row: list[np.ndarray] = []
+        self.curve_sums: dict[str, np.ndarray] = {}
+        self.curve_counts: dict[str, int] = {}
+        self.sample_pool: dict[str, list[dict]] = {}
+        self.has_uncertainty: bool | None = None
+
+    def update(self, pred_u8: torch.Tensor, gt_u8: torch.Tensor, scale: torch.Tensor | None,
+               region: np.ndarray | None, meta: list[dict[str, Any]]) -> None:
+        if self.has_uncertainty is None:
+            self.has_uncertainty = scale is not None
+        psnr = image_metrics.psnr(pred_u8, gt_u8).cpu().numpy()
+        ssim = image_metrics.ssim(pred_u8, gt_u8).cpu().numpy()
+        error = ((pred_u8 - gt_u8).abs().mean(1) / 255.0).cpu().numpy()
+        u = scale.float().cpu().numpy() if scale is not None else None
+        if region is None:
+            region = np.ones(error.shape[1:], dtype=bool)
+        for i, info in enumerate(meta):
+            group = pose_bin(abs(float(info.get("yaw", 0.0))))
+            row = {**info, "pose_bin": group, "psnr": float(psnr[i]), "ssim": float(ssim[i]),
+                   "err_mean": float(error[i][region].mean())}
+            if u is not None:
+                row.update(self._calibrate(error[i][region], u[i][region], group))
+            self.rows.append(row)
+            self._keep_sample(group, pred_u8[i], gt_u8[i], error[i], None if u is None else u[i], info)
+
+    def _calibrate(self, e: np.ndarray, u: np.ndarray, group: str) -> dict[str, float]:
+        model_curve, oracle_curve = calibration.sparsification_curves(e, u, self.fractions)
+        for g in ("all", group):
+            self.curve_sums[f"model_{g}"] = self.curve_sums.get(f"model_{g}", 0) + model_curve
+            self.curve_sums[f"oracle_{g}"] = self.curve_sums.get(f"oracle_{g}", 0) + oracle_curve
+            self.curve_counts[g] = self.curve_counts.get(g, 0) + 1
+        _, observed = calibration.coverage_curve(e, u, self.levels)
+        self.inside.append(np.round(observed * e.size).astype(np.int64))
+        self.region_pixels.append(e.size)
+        stride = self.config.spearman_stride
+        self.sub_u.append(u[::stride].astype(np.float32))
+        self.sub_e.append(e[::stride].astype(np.float32))
+        self.sub_row.append(np.full(self.sub_u[-1].size, len(self.rows), dtype=np.int64))
+        return {
+            "unc_mean": float(u.mean()),
+            "ause": calibration.ause(model_curve, oracle_curve, self.fractions),
+            "aurg": calibration.aurg(model_curve, self.fractions),
+            "nll": calibration.nll_laplace(e, u),
+            "crps": calibration.crps_laplace(e, u),
+            "hist_kl": calibration.hist_kl(e, u),
+            "sharpness": float(u.mean()),
+            "unc_spearman": calibration.spearman(u, e),
+        }
+
+    def _keep_sample(self, group: str, pred: torch.Tensor, gt: torch.Tensor, error: np.ndarray,
+                     u: np.ndarray | None, info: dict[str, Any]) -> None:
+        pool = self.sample_pool.setdefault(group, [])
+        pool.append({
+            "gt": gt.permute(1, 2, 0).round().byte().cpu().numpy(),
+            "pred": pred.permute(1, 2, 0).round().byte().cpu().numpy(),
+            "error": error, "uncertainty": u if u is not None else np.full_like(error, np.nan),
+            "clip_id": str(info.get("clip_id", "")), "frame": int(info.get("frame", 0)),
+            "yaw": float(info.get("yaw", 0.0)),
+        })
+        if len(pool) >= 4 * max(self.config.samples_per_bin, 1):
+            del pool[1::2]  # bounded memory, samples still spread over the bin
+
+    def result(self) -> EvalResult:
+        curves: dict[str, np.ndarray] = {}
+        for key, value in self.curve_sums.items():
+            curves[key] = value / self.curve_counts[key.split("_", 1)[1]]
+        frames = pd.DataFrame(self.rows)
+        inside = np.stack(self.inside) if self.inside else None
+        pixels = np.asarray(self.region_pixels, dtype=np.float64) if self.inside else None
+        if inside is not None:
+            groups = frames["pose_bin"].to_numpy()
+            for g in ["all", *[name for name, _, _ in POSE_BINS]]:
+                rows = slice(None) if g == "all" else groups == g
+                if np.any(rows) if g != "all" else True:
+                    curves[f"coverage_{g}"] = inside[rows].sum(0) / pixels[rows].sum()
+            curves["coverage_expected"] = self.levels
+        subsample = None
+        if self.sub_u:
+            subsample = (np.concatenate(self.sub_u), np.concatenate(self.sub_e), np.concatenate(self.sub_row))
+        return EvalResult(frames=frames, fractions=self.fractions, has_uncertainty=bool(self.has_uncertainty),
+                          curves=curves, inside=inside, region_pixels=pixels, subsample=subsample,
+                          samples=_stack_samples(self.sample_pool, self.config.samples_per_bin))
+
+
+def _stack_samples(pool: dict[str, list[dict]], per_bin: int) -> dict[str, np.ndarray]:
+    chosen = []
+    for name, _, _ in POSE_BINS:
+        items = pool.get(name, [])
+        if items:
+            picks = np.linspace(0, len(items) - 1, min(per_bin, len(items))).round().astype(int)
+            chosen.extend(items[i] for i in picks)
+    if not chosen:
+        return {}
+    return {key: np.stack([np.asarray(item[key]) for item in chosen]) for key in chosen[0]}
+
+
+def _entry(value: float, ci: list[float] | None, higher: bool, n: int) -> dict[str, Any]:
+    finite = value is not None and np.isfinite(value)
+    ci = ci if ci and all(np.isfinite(ci)) else None
+    return {"value": float(value) if finite else None, "ci95": ci, "higher_is_better": higher, "n": int(n)}
+
+
+def _pooled_correlations(sub_u: np.ndarray, sub_e: np.ndarray, clips: np.ndarray, seed: int) -> dict[str, dict]:
+    out = {}
+    for name, fn in (("unc_spearman", calibration.spearman), ("unc_pearson", _pearson)):
+        resamples = SPEARMAN_RESAMPLES if name == "unc_spearman" else 1000
+        result = bootstrap_ci(fn, sub_u, sub_e, clip_ids=clips, resamples=resamples, seed=seed)
+        out[name] = _entry(result.estimate, result.ci, True, sub_u.size)
+    return out
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) -> dict[str, dict]:
+    frames = result.frames[rows]
+    clips = frames["clip_id"].to_numpy()
+    out: dict[str, dict] = {}
+    names = dict(IMAGE_METRICS)
+    if result.has_uncertainty:
+        names.update(FRAME_CALIBRATION)
+    for name, higher in names.items():
+        values = frames[name].to_numpy(dtype=np.float64)
+        if name == "psnr":
+            values = np.minimum(values, PSNR_CAP)
+        finite = values[np.isfinite(values)]
+        mean = float(finite.mean()) if finite.size else float("nan")
+        out[name] = _entry(mean, clip_bootstrap_ci(values, clips, config.bootstrap, seed), higher, finite.size)
+    if not result.has_uncertainty or frames.empty:
+        return out
+    # Pixel-pooled correlations on the fixed subsample, bootstrapped by clip.
+    frame_rows = np.flatnonzero(rows)
+    sub_u, sub_e, sub_row = result.subsample
+    keep = np.isin(sub_row, frame_rows)
+    sub_clips = result.frames["clip_id"].to_numpy()[sub_row[keep]]
+    out.update(_pooled_correlations(sub_u[keep], sub_e[keep], sub_clips, seed))
+    # Coverage from per-clip sums of inside counts and pixels: exact and cheap to bootstrap.
+    unique, inverse = np.unique(clips, return_inverse=True)
+    inside = np.zeros((unique.size, result.inside.shape[1]))
+    np.add.at(inside, inverse, result.inside[frame_rows])
+    pixels = np.bincount(inverse, weights=result.region_pixels[frame_rows])
+    levels = calibration.coverage_levels()
+    for name, fn in (("miscal_area", calibration.miscalibration_area),
+                     ("rms_cal_error", calibration.rms_calibration_error)):
+        boot = bootstrap_sums(lambda i, p, fn=fn: _coverage_stat(fn, levels, i, p), inside, pixels,
+                              resamples=config.bootstrap, seed=seed)
+        out[name] = _entry(float(np.ravel(boot.estimate)[0]), boot.ci, False, int(pixels.sum()))
+    # Uncertainty as a per-frame quality indicator: bad = worst 10% of these frames by PSNR.
+    mean_u = frames["unc_mean"].to_numpy(dtype=np.float64)
+    mean_e = frames["err_mean"].to_numpy(dtype=np.float64)
+    psnr = np.minimum(frames["psnr"].to_numpy(dtype=np.float64), PSNR_CAP)
+    for name, fn in (("unc_frame_spearman", lambda u, e, p: quality.unc_frame_spearman(u, e)),
+                     ("fail_auroc", lambda u, e, p: quality.fail_auroc(u, quality.bad_frames(p, True))),
+                     ("fail_auprc", lambda u, e, p: quality.fail_auprc(u, quality.bad_frames(p, True))),
+                     ("psnr_r2", lambda u, e, p: quality.psnr_r2(u, p))):
+        boot = bootstrap_ci(fn, mean_u, mean_e, psnr, clip_ids=clips, resamples=config.bootstrap, seed=seed)
+        out[name] = _entry(boot.estimate, boot.ci, FRAME_QUALITY[name], len(frames))
+    return out
+
+
+def _coverage_stat(fn, levels: np.ndarray, inside: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Works on one sum (inside: levels, pixels: scalar) or a stack of resampled sums."""
+    inside, pixels = np.atleast_2d(inside), np.atleast_1d(pixels)
+    return np.array([fn(levels, row / max(n, 1.0)) for row, n in zip(inside, pixels)])
+
+
+def summarise(result: EvalResult, model_name: str, config: EvalConfig, seed: int) -> dict[str, Any]:
+    """summary.json: every metric overall and per pose bin, each with a clip-bootstrap 95% CI."""
+    groups = result.frames["pose_bin"].to_numpy()
+    overall = _block(result, np.ones(len(groups), dtype=bool), config, seed)
+    by_pose = {}
+    for name, _, _ in POSE_BINS:
+        rows = groups == name
+        by_pose[name] = _block(result, rows, config, seed) if rows.any() else {
+            key: _entry(float("nan"), None, entry["higher_is_better"], 0) for key, entry in overall.items()}
+    return {"model": model_name, "metrics": overall, "by_pose": by_pose}

@@ -1,0 +1,64 @@
+"""FrameScorer + summarise: the per-frame rows, pooled calibration and CIs on constructed cases."""
+import numpy as np
+import pytest
+import torch
+
+from bench.config import EvalConfig
+from bench.scoring import FrameScorer, summarise
+
+CONFIG = EvalConfig(bootstrap=200, samples_per_bin=1)
+
+
+def _score(scale_fn, n_clips: int = 6, frames: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    scorer = FrameScorer(CONFIG)
+    for c, yaw in zip(range(n_clips), [5, 20, 45, 8, 25, 60]):
+        gt = torch.from_numpy(rng.integers(0, 256, (frames, 3, 16, 16)).astype(np.float32))
+        noise = torch.from_numpy(rng.laplace(0, 8 + 4 * c, (frames, 3, 16, 16)).astype(np.float32))
+        pred = (gt + noise).clamp(0, 255).round()
+        error = (pred - gt).abs().mean(1) / 255
+        meta = [{"clip_id": f"c{c}", "frame": t, "yaw": float(yaw)} for t in range(frames)]
+        scale = scale_fn(error, rng) if scale_fn else None
+        scorer.update(pred, gt, scale, None, meta)
+    return scorer.result()
+
+
+def test_uncertainty_equal_to_error_is_perfectly_ranked():
+    result = _score(lambda e, rng: e.clamp_min(1e-4))
+    summary = summarise(result, "oracle", CONFIG, seed=0)
+    metrics = summary["metrics"]
+    assert metrics["ause"]["value"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["unc_spearman"]["value"] > 0.99 and metrics["aurg"]["value"] > 0
+    assert set(summary["by_pose"]) == {"frontal", "moderate", "extreme"}
+    assert summary["by_pose"]["extreme"]["ause"]["n"] == 10  # two clips of five frames
+    assert result.curves["coverage_all"].shape == result.curves["coverage_expected"].shape == (99,)
+
+
+def test_random_uncertainty_has_no_ranking_skill():
+    result = _score(lambda e, rng: torch.from_numpy(rng.uniform(0.01, 0.1, e.shape).astype(np.float32)))
+    metrics = summarise(result, "random", CONFIG, seed=0)["metrics"]
+    assert abs(metrics["unc_spearman"]["value"]) < 0.1
+    assert abs(metrics["aurg"]["value"]) < 0.01
+    low, high = metrics["unc_spearman"]["ci95"]
+    assert low < 0 < high or abs(metrics["unc_spearman"]["value"]) < 0.05
+
+
+def test_a_well_scaled_map_is_better_calibrated_than_a_halved_one():
+    # Per-clip noise scale is known: Laplace(b) on each channel, so u ~ b/255 is about right.
+    def true_scale(e, rng):
+        return torch.full_like(e, e.mean().item())
+
+    def halved(e, rng):
+        return torch.full_like(e, 0.25 * e.mean().item())
+
+    good = summarise(_score(true_scale), "good", CONFIG, seed=0)["metrics"]
+    bad = summarise(_score(halved), "bad", CONFIG, seed=0)["metrics"]
+    assert good["miscal_area"]["value"] < bad["miscal_area"]["value"]
+    assert good["nll"]["value"] < bad["nll"]["value"]
+    assert good["fail_auroc"]["value"] > 0.8  # larger u on the noisier clips flags the worst frames
+
+
+def test_without_uncertainty_only_image_metrics_are_reported():
+    summary = summarise(_score(None), "plain", CONFIG, seed=0)
+    assert set(summary["metrics"]) == {"psnr", "ssim"}
+    assert summary["metrics"]["psnr"]["ci95"] is not None
