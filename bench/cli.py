@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_weights_cli(commands)
 
+    from bench.score import add_cli as add_score_cli
+
+    add_score_cli(commands)
+
     data = commands.add_parser("data", help="datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     synth = data_commands.add_parser("synth", help="generate (or find cached) synthetic talking heads")
@@ -199,6 +203,12 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return run_cli(args)
 
 
+def _cmd_score(args: argparse.Namespace) -> int:
+    from bench.score import run_cli
+
+    return run_cli(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -206,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.errors import EXPECTED_ERRORS
 
     handlers = {"run": _cmd_run, "train": _cmd_train, "ls": _cmd_ls, "data": _cmd_data,
-                "compare": _cmd_compare, "weights": _cmd_weights}
+                "compare": _cmd_compare, "weights": _cmd_weights, "score": _cmd_score}
     try:
         return handlers[args.command](args)
     except EXPECTED_ERRORS as error:

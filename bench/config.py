@@ -55,6 +55,8 @@ class EvalConfig:
     bootstrap: int = 1000
     sparsification_step: float = 0.01
     spearman_stride: int = 16  # every 16th generated pixel in raster order: a fixed, stated subsample
+    networks: tuple[str, ...] = ("lpips", "fid")  # metrics that need provisioned weights
+    fid_every: int = 5  # FID on every 5th frame: Inception at 299 px dominates CPU evaluation time
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class RunConfig:
             if f.name not in data:
                 continue
             value = data[f.name]
+            if f.name == "eval" and "networks" in value:  # JSON turns the tuple into a list
+                value = {**value, "networks": tuple(value["networks"])}
             kwargs[f.name] = parts[f.name](**value) if f.name in parts else value
         return cls(**kwargs)
 
@@ -93,7 +97,7 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
             data=DataConfig(size=64, seconds=0.8, identities=2, train_clips=3, test_clips_per_stratum=1),
             net=ModelConfig(image_size=32, n_refs=2, channels=16),
             train=TrainConfig(steps=6, batch_size=4, log_every=2),
-            eval=replace(base.eval, bootstrap=100, samples_per_bin=1),
+            eval=replace(base.eval, bootstrap=100, samples_per_bin=1, networks=("lpips",)),
         )
     if preset == "paper":
         return replace(
@@ -111,7 +115,9 @@ def stable_hash(payload: Any, length: int = 12) -> str:
 
 
 def pose_bin(abs_yaw: float, bins: tuple[tuple[str, float, float], ...] = POSE_BINS) -> str:
-    """Name of the |yaw| bin a frame falls into (the last bin is closed above)."""
+    """Name of the |yaw| bin a frame falls into (the last bin is closed above); "unknown" for NaN (no pose label)."""
+    if abs_yaw != abs_yaw:  # NaN: external videos carry no pose labels yet
+        return "unknown"
     for index, (name, low, high) in enumerate(bins):
         if low <= abs_yaw < high or (index == len(bins) - 1 and abs_yaw == high):
             return name

@@ -6,7 +6,9 @@ from bench.compare import CompareError
 from bench.models import UnknownModelError
 from bench.rundir import RunDirError
 from bench.run import RunError
+from bench.score import ScoreError
 from bench.train import CheckpointError
+from bench.video import VideoError
 from bench.weights import WeightsMissingError
 
 
@@ -20,5 +22,5 @@ def _report_error() -> type[Exception]:
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     ClipFormatError, UnknownModelError, RunDirError, RunError, CheckpointError, CompareError,
-    WeightsMissingError, _report_error(),
+    WeightsMissingError, _report_error(), VideoError, ScoreError,
 )

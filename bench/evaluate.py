@@ -17,14 +17,28 @@ from bench.config import EvalConfig
 from bench.frames import ClipTensors, eval_reference_indices, make_batch, mouth_mask
 from bench.scoring import EvalResult, FrameScorer, summarise
 
-__all__ = ["EvalResult", "evaluate", "summarise"]
+__all__ = ["EvalResult", "evaluate", "metric_networks", "summarise"]
+
+
+def metric_networks(config: EvalConfig, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
+    """The networks ``config.networks`` asks for; missing weights raise one line naming `bench weights fetch`."""
+    from bench.fid import build_inception
+    from bench.lpips_metric import build_lpips
+
+    builders = {"lpips": build_lpips, "fid": build_inception}
+    unknown = set(config.networks) - set(builders)
+    if unknown:
+        raise ValueError(f"unknown metric networks {sorted(unknown)}; known: {sorted(builders)}")
+    return {name: builders[name](device=device) for name in config.networks}
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config: EvalConfig,
-             device: torch.device | str = "cpu", progress: bool = True, total: int | None = None) -> EvalResult:
+             device: torch.device | str = "cpu", progress: bool = True, total: int | None = None,
+             networks: dict[str, nn.Module] | None = None) -> EvalResult:
     model.eval()
-    scorer = FrameScorer(config)
+    networks = networks or {}
+    scorer = FrameScorer(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"))
     bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not progress, leave=False)
     for clip in clips:
         for start in range(0, clip.n_frames, config.batch_size):

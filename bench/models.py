@@ -11,6 +11,9 @@ from bench.config import ModelConfig
 MODELS: dict[str, str] = {
     "julnet": "julnet.model:JULNet",
     "copyref": "baselines.copyref:CopyRef",
+    "wav2lip": "baselines.wav2lip:Wav2Lip",
+    "dinet": "baselines.dinet:DINet",
+    "syncnet": "baselines.syncnet:SyncNet",
 }
 
 

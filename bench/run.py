@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from bench.clips import Dataset, open_dataset
 from bench.config import RunConfig, stable_hash
-from bench.evaluate import EvalResult, evaluate, summarise
+from bench.evaluate import EvalResult, evaluate, metric_networks, summarise
 from bench.frames import ClipTensors, prepare_clip
 from bench.models import build_model
 from bench.rundir import check_run_dir_free, file_sha256, new_manifest, prepare_run_dir, write_json
@@ -90,9 +90,9 @@ def obtain_model(config: RunConfig, dataset: Dataset, checkpoint: Path | None, d
 
 
 def evaluate_split(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device: torch.device,
-                   progress: bool) -> EvalResult:
+                   progress: bool, networks: dict[str, nn.Module]) -> EvalResult:
     total = sum(c.n_frames for c in clips)
-    return evaluate(model, clips, config.net.n_refs, config.eval, device, progress, total=total)
+    return evaluate(model, clips, config.net.n_refs, config.eval, device, progress, total=total, networks=networks)
 
 
 def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | Path | None = None,
@@ -105,6 +105,7 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
     manifest = new_manifest(config.model, config.to_dict(), config.seed)
     device = pick_device()
     timings: dict[str, float] = {}
+    networks = metric_networks(config.eval, device)  # before any work: missing weights fail fast
 
     started = time.perf_counter()
     dataset = load_data(config, progress)
@@ -122,12 +123,14 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
 
     try:
         started = time.perf_counter()
-        result = evaluate_split(model, test_clips, config, device, progress)
+        result = evaluate_split(model, test_clips, config, device, progress, networks)
         summary = summarise(result, config.model, config.eval, config.seed)
         floor_summary = None
         if floor and config.model != "copyref":
             floor_model = build_model("copyref", config.net).to(device)
-            floor_summary = summarise(evaluate_split(floor_model, test_clips, config, device, progress),
+            # The floor skips FID: 2048-d matrix square roots cost seconds each on a CPU.
+            cheap = {name: net for name, net in networks.items() if name != "fid"}
+            floor_summary = summarise(evaluate_split(floor_model, test_clips, config, device, progress, cheap),
                                       "copyref", config.eval, config.seed)
             summary["floor"] = {"model": "copyref", "metrics": floor_summary["metrics"]}
         timings["eval_s"] = time.perf_counter() - started

@@ -19,11 +19,13 @@ import torch
 
 from bench import calibration, image_metrics, quality
 from bench.config import POSE_BINS, EvalConfig, pose_bin
+from bench.fid import FIDAccumulator, inception_features
+from bench.lpips_metric import lpips_distance
 from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
 
 PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
 # Frame-mean metrics: name -> higher is better. Calibration ones exist only with an uncertainty map.
-IMAGE_METRICS = {"psnr": True, "ssim": True}
+IMAGE_METRICS = {"psnr": True, "ssim": True, "lpips": False}
 FRAME_CALIBRATION = {"ause": False, "aurg": True, "nll": False, "crps": False, "hist_kl": False, "sharpness": False}
 POOLED_CALIBRATION = {"unc_spearman": True, "unc_pearson": True, "miscal_area": False, "rms_cal_error": False}
 FRAME_QUALITY = {"unc_frame_spearman": True, "fail_auroc": True, "fail_auprc": True, "psnr_r2": True}
@@ -40,11 +42,23 @@ class EvalResult:
     region_pixels: np.ndarray | None = None  # frames: pixels scored for calibration
     subsample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (u, e, frame row) pixel subsample
     samples: dict[str, np.ndarray] = field(default_factory=dict)
+    fid: dict[str, FIDAccumulator] = field(default_factory=dict)  # per group ("all", pose bins)
 
 
 class FrameScorer:
-    def __init__(self, config: EvalConfig) -> None:
+    """Per-frame scores; ``lpips_model`` / ``inception`` add LPIPS per frame and FID per group.
+
+    FID uses every ``config.fid_every``-th frame scored (a stated subsample: Inception at 299 px is
+    the slow part on a CPU); real and generated statistics are running sums, exact under DDP.
+    """
+
+    def __init__(self, config: EvalConfig, lpips_model: torch.nn.Module | None = None,
+                 inception: torch.nn.Module | None = None) -> None:
         self.config = config
+        self.lpips_model = lpips_model
+        self.inception = inception
+        self.fid: dict[str, FIDAccumulator] = {}
+        self.frames_seen = 0
         self.fractions = calibration.sparsification_fractions(config.sparsification_step)
         self.levels = calibration.coverage_levels()
         self.rows: list[dict[str, Any]] = []
@@ -66,16 +80,37 @@ class FrameScorer:
         ssim = image_metrics.ssim(pred_u8, gt_u8).cpu().numpy()
         error = ((pred_u8 - gt_u8).abs().mean(1) / 255.0).cpu().numpy()
         u = scale.float().cpu().numpy() if scale is not None else None
+        lpips_values = None
+        if self.lpips_model is not None:
+            with torch.no_grad():
+                lpips_values = lpips_distance(self.lpips_model, pred_u8 / 255.0, gt_u8 / 255.0).cpu().numpy()
+        if self.inception is not None:
+            self._update_fid(pred_u8, gt_u8, meta)
         if region is None:
             region = np.ones(error.shape[1:], dtype=bool)
         for i, info in enumerate(meta):
             group = pose_bin(abs(float(info.get("yaw", 0.0))))
             row = {**info, "pose_bin": group, "psnr": float(psnr[i]), "ssim": float(ssim[i]),
                    "err_mean": float(error[i][region].mean())}
+            if lpips_values is not None:
+                row["lpips"] = float(lpips_values[i])
             if u is not None:
                 row.update(self._calibrate(error[i][region], u[i][region], group))
             self.rows.append(row)
             self._keep_sample(group, pred_u8[i], gt_u8[i], error[i], None if u is None else u[i], info)
+
+    def _update_fid(self, pred_u8: torch.Tensor, gt_u8: torch.Tensor, meta: list[dict[str, Any]]) -> None:
+        picks = [i for i in range(len(meta)) if (self.frames_seen + i) % self.config.fid_every == 0]
+        self.frames_seen += len(meta)
+        if not picks:
+            return
+        real = inception_features(self.inception, gt_u8[picks] / 255.0)
+        fake = inception_features(self.inception, pred_u8[picks] / 255.0)
+        groups = np.array([pose_bin(abs(float(meta[i].get("yaw", 0.0)))) for i in picks])
+        for g in ["all", *np.unique(groups)]:
+            rows = np.ones(len(picks), dtype=bool) if g == "all" else groups == g
+            accumulator = self.fid.setdefault(str(g), FIDAccumulator(dim=real.shape[1], method="eigh"))
+            accumulator.update(real=real[rows], fake=fake[rows])
 
     def _calibrate(self, e: np.ndarray, u: np.ndarray, group: str) -> dict[str, float]:
         model_curve, oracle_curve = calibration.sparsification_curves(e, u, self.fractions)
@@ -133,7 +168,7 @@ class FrameScorer:
             subsample = (np.concatenate(self.sub_u), np.concatenate(self.sub_e), np.concatenate(self.sub_row))
         return EvalResult(frames=frames, fractions=self.fractions, has_uncertainty=bool(self.has_uncertainty),
                           curves=curves, inside=inside, region_pixels=pixels, subsample=subsample,
-                          samples=_stack_samples(self.sample_pool, self.config.samples_per_bin))
+                          samples=_stack_samples(self.sample_pool, self.config.samples_per_bin), fid=self.fid)
 
 
 def _stack_samples(pool: dict[str, list[dict]], per_bin: int) -> dict[str, np.ndarray]:
@@ -173,7 +208,7 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
     frames = result.frames[rows]
     clips = frames["clip_id"].to_numpy()
     out: dict[str, dict] = {}
-    names = dict(IMAGE_METRICS)
+    names = {name: higher for name, higher in IMAGE_METRICS.items() if name in frames}
     if result.has_uncertainty:
         names.update(FRAME_CALIBRATION)
     for name, higher in names.items():
@@ -221,13 +256,25 @@ def _coverage_stat(fn, levels: np.ndarray, inside: np.ndarray, pixels: np.ndarra
     return np.array([fn(levels, row / max(n, 1.0)) for row, n in zip(inside, pixels)])
 
 
+def _fid_entry(result: EvalResult, group: str) -> dict[str, Any]:
+    """FID of one group; no CI (a bootstrap would need a 2048-d matrix square root per resample)."""
+    accumulator = result.fid.get(group)
+    count = accumulator.fake.count if accumulator else 0
+    value = accumulator.compute() if count >= 2 else float("nan")
+    return _entry(value, None, False, count)
+
+
 def summarise(result: EvalResult, model_name: str, config: EvalConfig, seed: int) -> dict[str, Any]:
     """summary.json: every metric overall and per pose bin, each with a clip-bootstrap 95% CI."""
     groups = result.frames["pose_bin"].to_numpy()
     overall = _block(result, np.ones(len(groups), dtype=bool), config, seed)
+    if result.fid:
+        overall["fid"] = _fid_entry(result, "all")
     by_pose = {}
     for name, _, _ in POSE_BINS:
         rows = groups == name
         by_pose[name] = _block(result, rows, config, seed) if rows.any() else {
             key: _entry(float("nan"), None, entry["higher_is_better"], 0) for key, entry in overall.items()}
+        if result.fid:
+            by_pose[name]["fid"] = _fid_entry(result, name)
     return {"model": model_name, "metrics": overall, "by_pose": by_pose}

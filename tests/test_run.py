@@ -18,7 +18,7 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(cache, tmp_path_factory):
+def smoke_run(cache, provisioned, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "julnet-smoke"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TALKBENCH_CACHE", str(cache))
@@ -41,7 +41,7 @@ def test_smoke_run_writes_the_whole_schema(smoke_run):
 def test_summary_follows_the_schema(smoke_run):
     summary = json.loads((smoke_run / "summary.json").read_text())
     assert summary["model"] == "julnet"
-    assert {"psnr", "ssim", "unc_spearman", "unc_pearson", "ause", "aurg", "nll", "crps", "hist_kl",
+    assert {"psnr", "ssim", "lpips", "unc_spearman", "unc_pearson", "ause", "aurg", "nll", "crps", "hist_kl",
             "miscal_area", "rms_cal_error", "fail_auroc", "fail_auprc", "psnr_r2", "unc_frame_spearman"} \
         <= set(summary["metrics"])
     assert set(summary["by_pose"]) == set(BINS)
@@ -80,7 +80,7 @@ def test_curves_and_samples(smoke_run):
     assert samples["error"].shape == samples["uncertainty"].shape == samples["gt"].shape[:3]
 
 
-def test_second_run_reuses_the_cached_checkpoint(smoke_run, cache, tmp_path, monkeypatch, capsys):
+def test_second_run_reuses_the_cached_checkpoint(smoke_run, cache, provisioned, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TALKBENCH_CACHE", str(cache))
     out = tmp_path / "again"
     assert main(["run", "--model", "julnet", "--preset", "smoke", "--out", str(out), "--no-progress",
@@ -93,7 +93,7 @@ def test_second_run_reuses_the_cached_checkpoint(smoke_run, cache, tmp_path, mon
         json.loads((smoke_run / "summary.json").read_text())["metrics"]
 
 
-def test_bad_inputs_give_one_line_and_exit_2(smoke_run, cache, tmp_path, monkeypatch, capsys):
+def test_bad_inputs_give_one_line_and_exit_2(smoke_run, cache, provisioned, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TALKBENCH_CACHE", str(cache))
     before = (smoke_run / "summary.json").read_bytes()
     assert main(["run", "--model", "julnet", "--preset", "smoke", "--out", str(smoke_run)]) == 2
@@ -116,3 +116,12 @@ def test_bad_inputs_give_one_line_and_exit_2(smoke_run, cache, tmp_path, monkeyp
     assert main(["run", "--model", "julnet", "--preset", "smoke", "--checkpoint", str(bad),
                  "--out", str(tmp_path / "z")]) == 2
     assert "bad.pt" in capsys.readouterr().err
+
+
+def test_missing_weights_fail_fast_naming_the_fetch_command(cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TALKBENCH_CACHE", str(cache))
+    monkeypatch.setenv("TALKBENCH_WEIGHTS", str(tmp_path / "empty"))
+    assert main(["run", "--model", "julnet", "--preset", "smoke", "--out", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bench weights fetch" in err[0]
+    assert not (tmp_path / "w").exists()

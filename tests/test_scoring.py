@@ -62,3 +62,28 @@ def test_without_uncertainty_only_image_metrics_are_reported():
     summary = summarise(_score(None), "plain", CONFIG, seed=0)
     assert set(summary["metrics"]) == {"psnr", "ssim"}
     assert summary["metrics"]["psnr"]["ci95"] is not None
+
+
+class _TinyInception(torch.nn.Module):
+    """Stands in for pool3: 8-d features, so FID's bookkeeping is tested without 2048-d algebra."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        return [self.conv(x).mean((2, 3))[:, :, None, None]]
+
+
+def test_fid_is_reported_overall_and_per_pose_bin_from_the_stated_subsample():
+    scorer = FrameScorer(EvalConfig(bootstrap=50, fid_every=2), inception=_TinyInception())
+    rng = np.random.default_rng(0)
+    for c, yaw in enumerate([5, 20, 45]):
+        gt = torch.from_numpy(rng.integers(0, 256, (8, 3, 16, 16)).astype(np.float32))
+        pred = (gt + 40 * c).clamp(0, 255)  # the frontal clip is exact, the others shifted
+        scorer.update(pred, gt, None, None, [{"clip_id": f"c{c}", "frame": t, "yaw": float(yaw)} for t in range(8)])
+    summary = summarise(scorer.result(), "m", EvalConfig(bootstrap=50), seed=0)
+    assert summary["metrics"]["fid"]["n"] == 12  # every 2nd of 24 frames
+    assert summary["by_pose"]["frontal"]["fid"]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert summary["by_pose"]["extreme"]["fid"]["value"] > summary["by_pose"]["moderate"]["fid"]["value"] > 0

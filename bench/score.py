@@ -1,0 +1,412 @@
+"""`bench score`: score any model's output videos against ground truth into a standard run directory.
+
+External outputs are scored with the same ``FrameScorer`` as `bench run`, so the run directory
+(manifest.json, frames.parquet, summary.json, curves.npz, samples.npz, report.html) reads the same in
+the report, `bench compare` and notebooks. Differences from `bench run`, and why:
+
+* region: the whole frame. An external video carries no mask of the pixels its model generated,
+  so calibration metrics use every pixel (`bench run` uses the generated mouth region).
+* pose: unknown until a pose estimator is wired in, so yaw/pitch/roll are NaN and every frame's
+  pose_bin is "unknown"; the per-pose blocks of summary.json exist with n = 0 and null values.
+* audio: checked (it must decode) and recorded in the manifest; sync metrics come later.
+
+Inputs are checked (readable, frame counts and sizes agree, uncertainty shapes) before anything is
+written, and scoring runs before the run directory is created, so bad input leaves no directory.
+Frames stream in batches, so memory does not grow with the number of frames.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import logging
+import time
+from contextlib import ExitStack, closing
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench import video
+from bench.config import POSE_BINS, EvalConfig
+from bench.rundir import check_run_dir_free, file_sha256, new_manifest, prepare_run_dir, read_summary, write_json
+from bench.scoring import EvalResult, FrameScorer, summarise
+from bench.video import VideoError
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "external"
+REGION = "full frame (external outputs carry no mask of generated pixels)"
+PIXEL_BUDGET = 1 << 21  # pixels per batch: 32 frames at 256 px, 1 at 1080p; bounds SSIM's scratch memory
+FRAME_METRICS = ("psnr", "ssim", "err_mean", "lpips")  # per-frame image metrics `--metric` can print
+
+
+class ScoreError(ValueError):
+    """Inputs that do not pair up (frame counts, sizes, stems); one line naming the files."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One generated video and its ground truth, checked to agree."""
+
+    clip_id: str
+    pred: Path
+    gt: Path
+    uncertainty: Path | None
+    n_frames: int
+    height: int
+    width: int
+    fps: float | None
+
+
+# ---------------------------------------------------------------- inputs
+def _is_batch_dir(path: Path) -> bool:
+    """A directory of videos (or of per-clip frame directories), as opposed to a directory of frames."""
+    if not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    if any(p.is_file() and p.suffix.lower() in video.IMAGE_SUFFIXES for p in entries):
+        return False
+    return any(p.is_file() and p.suffix.lower() in video.VIDEO_SUFFIXES for p in entries) or any(
+        p.is_dir() and any(q.suffix.lower() in video.IMAGE_SUFFIXES for q in p.iterdir()) for p in entries)
+
+
+def _stems(directory: Path, what: str) -> dict[str, Path]:
+    """stem -> video file or frame directory inside a batch directory."""
+    out: dict[str, Path] = {}
+    for path in sorted(directory.iterdir(), key=lambda p: video.natural_key(p.name)):
+        if (path.is_file() and path.suffix.lower() in video.VIDEO_SUFFIXES) or (path.is_dir() and _has_frames(path)):
+            if path.stem in out:
+                raise ScoreError(f"{directory}: two {what} inputs share the stem '{path.stem}' "
+                                 f"({out[path.stem].name}, {path.name})")
+            out[path.stem] = path
+    if not out:
+        raise ScoreError(f"{directory}: directory holds no videos")
+    return out
+
+
+def _has_frames(path: Path) -> bool:
+    return any(q.is_file() and q.suffix.lower() in video.IMAGE_SUFFIXES for q in path.iterdir())
+
+
+def check_pair(clip_id: str, pred: Path, gt: Path, uncertainty: Path | None = None) -> Pair:
+    """Probe both sources and the uncertainty maps; mismatches raise one line naming the files."""
+    p, g = video.probe(pred), video.probe(gt)
+    if p.n_frames != g.n_frames:  # packet counts can disagree with decoding in odd files: decode to be sure
+        p, g = video.probe(pred, exact=True), video.probe(gt, exact=True)
+    if p.n_frames != g.n_frames:
+        raise ScoreError(f"{pred} has {p.n_frames} frames but {gt} has {g.n_frames}")
+    if (p.height, p.width) != (g.height, g.width):
+        raise ScoreError(f"{pred} is {p.width}x{p.height} but {gt} is {g.width}x{g.height}: sizes must match")
+    if uncertainty is not None:
+        video.check_uncertainty(uncertainty, p.n_frames, p.height, p.width)
+    return Pair(clip_id, Path(pred), Path(gt), None if uncertainty is None else Path(uncertainty),
+                p.n_frames, p.height, p.width, p.fps if p.fps is not None else g.fps)
+
+
+def _batch_pairs(pred_dir: Path, gt_dir: Path, uncertainty_dir: Path | None) -> list[Pair]:
+    preds, gts = _stems(pred_dir, "pred"), _stems(gt_dir, "gt")
+    only_pred, only_gt = sorted(set(preds) - set(gts)), sorted(set(gts) - set(preds))
+    if only_pred or only_gt:
+        raise ScoreError(f"{pred_dir} and {gt_dir} do not pair up by file stem: "
+                         f"only in pred: {', '.join(only_pred) or '-'}; only in gt: {', '.join(only_gt) or '-'}")
+    maps: dict[str, Path] = {}
+    if uncertainty_dir is not None:
+        if not uncertainty_dir.is_dir():
+            raise ScoreError(f"{uncertainty_dir}: with directories of videos, --uncertainty must be a directory "
+                             "holding <stem>.npy or <stem>/ per video")
+        for stem in preds:
+            found = [p for p in (uncertainty_dir / f"{stem}.npy", uncertainty_dir / stem) if p.exists()]
+            if found:
+                maps[stem] = found[0]
+        missing = [stem for stem in preds if stem not in maps]
+        if missing:
+            raise ScoreError(f"{uncertainty_dir}: no uncertainty (<stem>.npy or <stem>/) for {', '.join(missing)}")
+    return [check_pair(stem, preds[stem], gts[stem], maps.get(stem)) for stem in preds]
+
+
+def _audio_records(audio: Path | None, stems: list[str]) -> dict[str, dict[str, Any]]:
+    """Decode the audio once to prove it is usable; record path, hash and length per clip.
+
+    ``audio`` is one file (for every clip) or a directory holding ``<stem>.*`` per clip.
+    """
+    if audio is None:
+        return {}
+    paths = {stem: audio for stem in stems}
+    if audio.is_dir():
+        files = {p.stem: p for p in sorted(audio.iterdir(), reverse=True) if p.is_file()}
+        missing = [stem for stem in stems if stem not in files]
+        if missing:
+            raise ScoreError(f"{audio}: no audio file <stem>.* for {', '.join(missing)}")
+        paths = {stem: files[stem] for stem in stems}
+    records = {}
+    for stem, path in paths.items():
+        wave = video.read_audio(path)
+        records[stem] = {"path": str(path.resolve()), "sha256": file_sha256(path), "sample_rate": 16000,
+                         "samples": int(wave.size), "duration_s": wave.size / 16000}
+    return records
+
+
+def inputs_hash(inputs: dict[str, Path | None]) -> str:
+    """sha256 over every input file (directories: every file inside, by relative path)."""
+    digest = hashlib.sha256()
+    for role, root in inputs.items():
+        if root is None:
+            continue
+        root = Path(root)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            name = path.relative_to(root).as_posix() if root.is_dir() else path.name
+            digest.update(f"{role}/{name}:{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- scoring
+def _frames_per_batch(config: EvalConfig, height: int, width: int) -> int:
+    return max(1, min(config.batch_size, PIXEL_BUDGET // max(height * width, 1)))
+
+
+def _rest(frames: Iterator) -> int:
+    return sum(1 for _ in frames)
+
+
+def stream_pair(pair: Pair, batch_size: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(first frame index, pred B x H x W x 3, gt, u B x H x W or None) batches, decoded lazily.
+
+    Frame counts are re-checked while decoding, since probing counts packets.
+    """
+    with ExitStack() as stack:
+        preds = stack.enter_context(closing(video.iter_frames(pair.pred)))
+        gts = stack.enter_context(closing(video.iter_frames(pair.gt)))
+        maps = None
+        if pair.uncertainty is not None:
+            maps = stack.enter_context(closing(video.iter_uncertainty(
+                pair.uncertainty, pair.n_frames, pair.height, pair.width)))
+        start = 0
+        while True:
+            pred, gt = list(islice(preds, batch_size)), list(islice(gts, batch_size))
+            if len(pred) != len(gt):
+                n_pred, n_gt = start + len(pred) + _rest(preds), start + len(gt) + _rest(gts)
+                raise ScoreError(f"{pair.pred} has {n_pred} frames but {pair.gt} has {n_gt}")
+            if not pred:
+                return
+            if pred[0].shape != gt[0].shape:
+                raise ScoreError(f"{pair.pred} is {pred[0].shape[1]}x{pred[0].shape[0]} but {pair.gt} is "
+                                 f"{gt[0].shape[1]}x{gt[0].shape[0]}: sizes must match")
+            u = None
+            if maps is not None:
+                u = list(islice(maps, len(pred)))
+                if len(u) != len(pred):
+                    raise ScoreError(f"{pair.uncertainty} has {pair.n_frames} maps but {pair.pred} decodes to more "
+                                     "frames")
+            yield start, np.stack(pred), np.stack(gt), None if u is None else np.stack(u)
+            start += len(pred)
+
+
+def _meta(pair: Pair, frame: int) -> dict[str, Any]:
+    nan = float("nan")  # no pose labels for external videos (yet): pose_bin "unknown"
+    return {"clip_id": pair.clip_id, "frame": frame, "identity": pair.clip_id, "stratum": "external",
+            "yaw": nan, "pitch": nan, "roll": nan}
+
+
+def _networks(config: EvalConfig, device: torch.device) -> dict[str, torch.nn.Module]:
+    """LPIPS / FID networks the config asks for (missing weights: one line naming `bench weights fetch`)."""
+    if not getattr(config, "networks", ()):
+        return {}
+    from bench.evaluate import metric_networks
+
+    return metric_networks(config, device)
+
+
+def _scorer(config: EvalConfig, networks: dict[str, torch.nn.Module]) -> FrameScorer:
+    if not networks:
+        return FrameScorer(config)
+    return FrameScorer(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"))
+
+
+@torch.no_grad()
+def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, torch.nn.Module] | None = None,
+                device: torch.device | str = "cpu", progress: bool = True) -> EvalResult:
+    """Stream every pair through one FrameScorer (region None: the whole frame)."""
+    scorer = _scorer(config, networks or {})
+    bar = tqdm(total=sum(p.n_frames for p in pairs), desc="score", unit="frame", disable=not progress, leave=False)
+    for pair in pairs:
+        for start, pred, gt, u in stream_pair(pair, _frames_per_batch(config, pair.height, pair.width)):
+            pred_u8 = torch.from_numpy(pred).to(device).permute(0, 3, 1, 2).float()
+            gt_u8 = torch.from_numpy(gt).to(device).permute(0, 3, 1, 2).float()
+            scale = None if u is None else torch.from_numpy(u).to(device)
+            scorer.update(pred_u8, gt_u8, scale, None, [_meta(pair, start + i) for i in range(len(pred))])
+            bar.update(len(pred))
+    bar.close()
+    result = scorer.result()
+    if not result.samples:  # every frame is in the "unknown" pose bin, which FrameScorer does not sample
+        result.samples = _unbinned_samples(scorer.sample_pool, config.samples_per_bin * len(POSE_BINS))
+    return result
+
+
+def _unbinned_samples(pool: dict[str, list[dict]], count: int) -> dict[str, np.ndarray]:
+    items = [item for group in pool.values() for item in group]
+    if not items:
+        return {}
+    picks = np.linspace(0, len(items) - 1, min(count, len(items))).round().astype(int)
+    return {key: np.stack([np.asarray(items[i][key]) for i in picks]) for key in items[0]}
+
+
+def _write(run_dir: Path, result: EvalResult, summary: dict[str, Any]) -> None:
+    result.frames.to_parquet(run_dir / "frames.parquet", index=False)
+    np.savez(run_dir / "curves.npz", fraction=result.fractions, **result.curves)
+    if result.samples:
+        np.savez(run_dir / "samples.npz", **result.samples)
+    write_json(run_dir / "summary.json", summary)
+
+
+def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None, config: EvalConfig, seed: int,
+         report: bool, progress: bool, batch: bool) -> Path:
+    started = time.perf_counter()
+    stem = pairs[0].clip_id if not batch else Path(inputs["pred"]).name
+    run_dir = check_run_dir_free(out_dir or Path("runs") / f"score-{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    audio = _audio_records(inputs.get("audio"), [p.clip_id for p in pairs])
+    from bench.train import pick_device
+
+    device = pick_device()
+    networks = _networks(config, device)
+    settings = {**{k: None if v is None else str(Path(v).resolve()) for k, v in inputs.items()},
+                "batch": batch, "region": REGION, "eval": dataclasses.asdict(config)}
+    manifest = new_manifest(MODEL_NAME, settings, seed)
+    manifest["checkpoint"] = None
+    manifest["data"] = {"source": "external", "hash": inputs_hash(inputs), "audio": audio or None,
+                        "clips": [{"clip_id": p.clip_id, "pred": str(p.pred.resolve()), "gt": str(p.gt.resolve()),
+                                   "uncertainty": None if p.uncertainty is None else str(p.uncertainty.resolve()),
+                                   "n_frames": p.n_frames, "height": p.height, "width": p.width, "fps": p.fps}
+                                  for p in pairs]}
+    timings = {"check_s": time.perf_counter() - started}
+    log.info("scoring %d frames of %d clip(s)%s", sum(p.n_frames for p in pairs), len(pairs),
+             " with uncertainty" if pairs[0].uncertainty else "")
+
+    started = time.perf_counter()
+    result = score_pairs(pairs, config, networks, device, progress)
+    summary = summarise(result, MODEL_NAME, config, seed)
+    timings["score_s"] = time.perf_counter() - started
+    prepare_run_dir(run_dir)  # only now: a failure above leaves no directory behind
+    write_json(run_dir / "manifest.json", manifest)
+    try:
+        _write(run_dir, result, summary)
+        manifest.update(status="scored", timings=timings)
+        write_json(run_dir / "manifest.json", manifest)
+        if report:
+            from bench.report import render_report
+
+            started = time.perf_counter()
+            render_report(run_dir)
+            timings["report_s"] = time.perf_counter() - started
+        manifest.update(status="complete", timings=timings)
+        write_json(run_dir / "manifest.json", manifest)
+    except BaseException as error:
+        manifest.update(status="failed", error=f"{type(error).__name__}: {error}")
+        write_json(run_dir / "manifest.json", manifest)
+        raise
+    return run_dir
+
+
+def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None = None, audio: Path | None = None,
+          config: EvalConfig = EvalConfig(), seed: int = 0, report: bool = True, progress: bool = True) -> Path:
+    """Score one output (video, frame directory or image) against its ground truth; returns the run directory.
+
+    Two directories of videos are scored as a batch (see ``score_batch``).
+    """
+    pred, gt = Path(pred), Path(gt)
+    uncertainty = None if uncertainty is None else Path(uncertainty)
+    audio = None if audio is None else Path(audio)
+    if _is_batch_dir(pred) or _is_batch_dir(gt):
+        return score_batch(pred, gt, out_dir, uncertainty, audio, config, seed, report, progress)
+    pair = check_pair(_clip_id(pred), pred, gt, uncertainty)
+    inputs = {"pred": pred, "gt": gt, "uncertainty": uncertainty, "audio": audio}
+    return _run([pair], inputs, out_dir, config, seed, report, progress, batch=False)
+
+
+def score_batch(pred_dir: Path, gt_dir: Path, out_dir: Path | None, uncertainty_dir: Path | None = None,
+                audio: Path | None = None, config: EvalConfig = EvalConfig(), seed: int = 0, report: bool = True,
+                progress: bool = True) -> Path:
+    """Pair two directories of videos by file stem (clip_id = stem) and score all pairs into one run."""
+    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    for path in (pred_dir, gt_dir):
+        if not _is_batch_dir(path):
+            raise ScoreError(f"{path}: expected a directory of videos to pair with "
+                             f"{gt_dir if path == pred_dir else pred_dir}")
+    uncertainty_dir = None if uncertainty_dir is None else Path(uncertainty_dir)
+    pairs = _batch_pairs(pred_dir, gt_dir, uncertainty_dir)
+    inputs = {"pred": pred_dir, "gt": gt_dir, "uncertainty": uncertainty_dir,
+              "audio": None if audio is None else Path(audio)}
+    return _run(pairs, inputs, out_dir, config, seed, report, progress, batch=True)
+
+
+def _clip_id(path: Path) -> str:
+    return path.name if path.is_dir() else path.stem
+
+
+def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfig()) -> list[float]:
+    """One per-frame metric for one pair of images or videos, one value per frame (PSNR inf when identical)."""
+    if name not in FRAME_METRICS:
+        raise ScoreError(f"unknown metric '{name}'; choose one of {', '.join(FRAME_METRICS)}")
+    pair = check_pair(_clip_id(Path(pred)), Path(pred), Path(gt))
+    config = _with_networks(config, ("lpips",) if name == "lpips" else ())
+    networks = _networks(config, torch.device("cpu"))
+    result = score_pairs([pair], config, networks, progress=False)
+    return [float(v) for v in result.frames[name]]
+
+
+def _with_networks(config: EvalConfig, networks: tuple[str, ...]) -> EvalConfig:
+    if not hasattr(config, "networks"):
+        return config
+    return dataclasses.replace(config, networks=networks)
+
+
+# ---------------------------------------------------------------- command line
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score", help="score any model's output videos against ground truth; write a run directory and report",
+        description="Score generated videos (or frame directories) against ground truth with every metric "
+                    "`bench run` reports. Two directories of videos are paired by file stem.")
+    parser.add_argument("--pred", type=Path, required=True, help="generated video, frame directory, or directory "
+                        "of videos")
+    parser.add_argument("--gt", type=Path, required=True, help="ground truth, same form as --pred")
+    parser.add_argument("--uncertainty", type=Path, help="per-pixel scale u: T x H x W .npy or a directory of "
+                        "H x W .npy (batch: <stem>.npy or <stem>/ per video)")
+    parser.add_argument("--audio", type=Path, help="driving audio (.wav or a video); recorded in the manifest")
+    parser.add_argument("--metric", help=f"print one metric per frame instead ({', '.join(FRAME_METRICS)})")
+    parser.add_argument("--out", type=Path, help="run directory (default runs/score-STEM-TIME)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--no-networks", action="store_true", help="skip LPIPS and FID (no pretrained weights)")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    if args.metric:
+        extra = [flag for flag, value in (("--uncertainty", args.uncertainty), ("--audio", args.audio),
+                                          ("--out", args.out)) if value is not None]
+        if extra:
+            raise ScoreError(f"--metric prints per-frame values only; drop {', '.join(extra)}")
+        for value in score_metric(args.metric, args.pred, args.gt):
+            print(repr(value))
+        return 0
+    config = _with_networks(EvalConfig(), ()) if args.no_networks else EvalConfig()
+    run_dir = score(args.pred, args.gt, args.out, args.uncertainty, args.audio, config=config, seed=args.seed,
+                    report=not args.no_report, progress=not args.no_progress)
+    from bench.cli import results_table
+
+    summary = read_summary(run_dir)
+    print(f"\n{args.pred} scored against {args.gt} (region: whole frame; pose: unknown):")
+    print(results_table(summary))
+    print(f"\nrun directory: {run_dir}")
+    if (run_dir / "report.html").is_file() and not args.no_report:
+        print(f"report: {run_dir / 'report.html'}")
+    return 0
+
+
+__all__ = ["Pair", "ScoreError", "VideoError", "add_cli", "check_pair", "inputs_hash", "run_cli", "score",
+           "score_batch", "score_metric", "score_pairs", "stream_pair"]
