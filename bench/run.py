@@ -18,7 +18,7 @@ from bench.clips import Dataset, open_dataset
 from bench.config import RunConfig, stable_hash
 from bench.evaluate import EvalResult, evaluate, metric_networks, summarise
 from bench.frames import ClipTensors, prepare_clip
-from bench.models import build_model
+from bench.models import build_model, model_class
 from bench.rundir import check_run_dir_free, file_sha256, new_manifest, prepare_run_dir, write_json
 from bench.train import load_checkpoint, pick_device, train
 
@@ -97,6 +97,9 @@ def evaluate_split(model: nn.Module, clips: list[ClipTensors], config: RunConfig
 
 def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | Path | None = None,
         progress: bool = True, report: bool = True, floor: bool = True) -> RunOutcome:
+    if not getattr(model_class(config.model), "generator", True):
+        raise RunError(f"model '{config.model}' is not a generator (it scores sync); train it with "
+                       f"`bench train --model {config.model}`")
     if config.preset == "paper" and not torch.cuda.is_available():
         raise RunError("the 'paper' preset is declared for GPUs; use --preset quick or smoke on this machine")
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -105,7 +105,9 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer, schedule = _optimiser(model, config)
-    sampler = TrainSampler(clips, config.net.n_refs, seed=config.seed + info.rank)
+    # A model that trains on other batches (SyncNet: in-sync and shifted pairs) names its sampler.
+    sampler_class = getattr(model, "sampler_class", TrainSampler)
+    sampler = sampler_class(clips, config.net.n_refs, seed=config.seed + info.rank)
     step = 0
     out = Path(out_dir) if out_dir else None
     if resume:
