@@ -35,7 +35,6 @@ from bench import video
 from bench.config import POSE_BINS, EvalConfig
 from bench.rundir import check_run_dir_free, file_sha256, new_manifest, prepare_run_dir, read_summary, write_json
 from bench.scoring import EvalResult, FrameScorer, summarise
-from bench.video import VideoError
 
 log = logging.getLogger(__name__)
 
@@ -64,33 +63,35 @@ class Pair:
 
 
 # ---------------------------------------------------------------- inputs
+def _has_frames(path: Path) -> bool:
+    return any(q.is_file() and q.suffix.lower() in video.IMAGE_SUFFIXES for q in path.iterdir())
+
+
 def _is_batch_dir(path: Path) -> bool:
     """A directory of videos (or of per-clip frame directories), as opposed to a directory of frames."""
-    if not path.is_dir():
+    if not path.is_dir() or _has_frames(path):
         return False
-    entries = list(path.iterdir())
-    if any(p.is_file() and p.suffix.lower() in video.IMAGE_SUFFIXES for p in entries):
-        return False
-    return any(p.is_file() and p.suffix.lower() in video.VIDEO_SUFFIXES for p in entries) or any(
-        p.is_dir() and any(q.suffix.lower() in video.IMAGE_SUFFIXES for q in p.iterdir()) for p in entries)
+    return any((p.is_file() and p.suffix.lower() in video.VIDEO_SUFFIXES) or (p.is_dir() and _has_frames(p))
+               for p in path.iterdir())
 
 
 def _stems(directory: Path, what: str) -> dict[str, Path]:
-    """stem -> video file or frame directory inside a batch directory."""
+    """clip id (file stem, or directory name) -> video file or frame directory inside a batch directory."""
     out: dict[str, Path] = {}
     for path in sorted(directory.iterdir(), key=lambda p: video.natural_key(p.name)):
         if (path.is_file() and path.suffix.lower() in video.VIDEO_SUFFIXES) or (path.is_dir() and _has_frames(path)):
-            if path.stem in out:
-                raise ScoreError(f"{directory}: two {what} inputs share the stem '{path.stem}' "
-                                 f"({out[path.stem].name}, {path.name})")
-            out[path.stem] = path
+            stem = _clip_id(path)
+            if stem in out:
+                raise ScoreError(f"{directory}: two {what} inputs share the stem '{stem}' "
+                                 f"({out[stem].name}, {path.name})")
+            out[stem] = path
     if not out:
         raise ScoreError(f"{directory}: directory holds no videos")
     return out
 
 
-def _has_frames(path: Path) -> bool:
-    return any(q.is_file() and q.suffix.lower() in video.IMAGE_SUFFIXES for q in path.iterdir())
+def _clip_id(path: Path) -> str:
+    return path.name if path.is_dir() else path.stem
 
 
 def check_pair(clip_id: str, pred: Path, gt: Path, uncertainty: Path | None = None) -> Pair:
@@ -236,8 +237,8 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, torch
     bar = tqdm(total=sum(p.n_frames for p in pairs), desc="score", unit="frame", disable=not progress, leave=False)
     for pair in pairs:
         for start, pred, gt, u in stream_pair(pair, _frames_per_batch(config, pair.height, pair.width)):
-            pred_u8 = torch.from_numpy(pred).to(device).permute(0, 3, 1, 2).float()
-            gt_u8 = torch.from_numpy(gt).to(device).permute(0, 3, 1, 2).float()
+            pred_u8 = torch.from_numpy(pred).to(device).permute(0, 3, 1, 2).float().contiguous()  # NCHW: faster SSIM
+            gt_u8 = torch.from_numpy(gt).to(device).permute(0, 3, 1, 2).float().contiguous()
             scale = None if u is None else torch.from_numpy(u).to(device)
             scorer.update(pred_u8, gt_u8, scale, None, [_meta(pair, start + i) for i in range(len(pred))])
             bar.update(len(pred))
@@ -249,6 +250,7 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, torch
 
 
 def _unbinned_samples(pool: dict[str, list[dict]], count: int) -> dict[str, np.ndarray]:
+    """Samples spread over FrameScorer's pools whatever their bin, so the report still shows frames."""
     items = [item for group in pool.values() for item in group]
     if not items:
         return {}
@@ -344,10 +346,6 @@ def score_batch(pred_dir: Path, gt_dir: Path, out_dir: Path | None, uncertainty_
     return _run(pairs, inputs, out_dir, config, seed, report, progress, batch=True)
 
 
-def _clip_id(path: Path) -> str:
-    return path.name if path.is_dir() else path.stem
-
-
 def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfig()) -> list[float]:
     """One per-frame metric for one pair of images or videos, one value per frame (PSNR inf when identical)."""
     if name not in FRAME_METRICS:
@@ -371,15 +369,17 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         "score", help="score any model's output videos against ground truth; write a run directory and report",
         description="Score generated videos (or frame directories) against ground truth with every metric "
                     "`bench run` reports. Two directories of videos are paired by file stem.")
-    parser.add_argument("--pred", type=Path, required=True, help="generated video, frame directory, or directory "
-                        "of videos")
-    parser.add_argument("--gt", type=Path, required=True, help="ground truth, same form as --pred")
-    parser.add_argument("--uncertainty", type=Path, help="per-pixel scale u: T x H x W .npy or a directory of "
-                        "H x W .npy (batch: <stem>.npy or <stem>/ per video)")
-    parser.add_argument("--audio", type=Path, help="driving audio (.wav or a video); recorded in the manifest")
-    parser.add_argument("--metric", help=f"print one metric per frame instead ({', '.join(FRAME_METRICS)})")
-    parser.add_argument("--out", type=Path, help="run directory (default runs/score-STEM-TIME)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--pred", type=Path, required=True, metavar="VIDEO|DIR",
+                        help="generated video, frame directory, or directory of videos")
+    parser.add_argument("--gt", type=Path, required=True, metavar="VIDEO|DIR", help="ground truth, same form as --pred")
+    parser.add_argument("--uncertainty", type=Path, metavar="NPY|DIR", help="per-pixel scale u: T x H x W .npy or "
+                        "a directory of H x W .npy (batch: <stem>.npy or <stem>/ per video)")
+    parser.add_argument("--audio", type=Path, metavar="WAV", help="driving audio (.wav or a video with sound; "
+                        "batch: a directory of <stem>.*); checked and recorded in the manifest")
+    parser.add_argument("--metric", metavar="NAME",
+                        help=f"print this metric per frame, one line each ({', '.join(FRAME_METRICS)})")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default runs/score-STEM-TIME)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed")
     parser.add_argument("--no-networks", action="store_true", help="skip LPIPS and FID (no pretrained weights)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -407,6 +407,3 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"report: {run_dir / 'report.html'}")
     return 0
 
-
-__all__ = ["Pair", "ScoreError", "VideoError", "add_cli", "check_pair", "inputs_hash", "run_cli", "score",
-           "score_batch", "score_metric", "score_pairs", "stream_pair"]
