@@ -9,7 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.config import PRESETS, POSE_BINS, preset_config
+from bench.config import PRESETS, POSE_BINS, RunConfig, preset_config
+from julnet.uncertainty import UNCERTAINTY_MODES
 
 log = logging.getLogger("bench")
 
@@ -26,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", type=Path, help="evaluate this checkpoint instead of training")
     run.add_argument("--out", type=Path, help="run directory (default runs/MODEL-PRESET-TIME)")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--uncertainty", choices=UNCERTAINTY_MODES, help="uncertainty training mode (default: the preset's)")
+    run.add_argument("--yaw-bins", type=_yaw_edges, metavar="LOW,HIGH",
+                     help="|yaw| edges of the frontal / moderate / extreme bins (default 15,30)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -37,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     trainer.add_argument("--out", type=Path, help="output directory (default runs/train/MODEL-PRESET-seedN)")
     trainer.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     trainer.add_argument("--seed", type=int, default=0)
+    trainer.add_argument("--uncertainty", choices=UNCERTAINTY_MODES, help="uncertainty training mode (default: the preset's)")
     trainer.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     commands.add_parser("ls", help="list the models")
@@ -69,6 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _yaw_edges(text: str) -> tuple[float, float]:
+    from bench.config import pose_bins
+
+    try:
+        low, high = (float(part) for part in text.split(","))
+        pose_bins((low, high))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected two increasing degrees in (0, 90) like 15,30 ({error})") from None
+    return low, high
+
+
 def _fmt(entry: dict[str, Any] | None, digits: int = 3) -> str:
     if not entry or entry.get("value") is None or not math.isfinite(entry["value"]):
         return "n/a"
@@ -97,17 +113,29 @@ def results_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.run import run
-
-    config = preset_config(args.preset, model=args.model, seed=args.seed)
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The preset's config with the command line's overrides (shared by `run` and `train`)."""
     from bench.models import model_class
 
     model_class(args.model)  # fail fast on a typo, before any data work
+    config = preset_config(args.preset, model=args.model, seed=args.seed)
     config = replace(config, data=replace(config.data, source=args.data))
+    if args.uncertainty:
+        config = replace(config, net=replace(config.net, uncertainty=args.uncertainty))
+    if getattr(args, "yaw_bins", None):
+        config = replace(config, eval=replace(config.eval, yaw_edges=args.yaw_bins))
+    if getattr(args, "steps", None):
+        config = replace(config, train=replace(config.train, steps=args.steps))
+    return config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.run import run
+
+    config = _config_from_args(args)
     outcome = run(config, out_dir=args.out, checkpoint=args.checkpoint, progress=not args.no_progress,
                   report=not args.no_report)
-    print(f"\n{args.model} on {args.data} ({args.preset} preset), test split:")
+    print(f"\n{args.model} ({config.net.uncertainty}) on {args.data} ({args.preset} preset), test split:")
     print(results_table(outcome.summary))
     if outcome.floor:
         ours = outcome.summary["metrics"]["psnr"]["value"]
@@ -124,11 +152,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from bench.run import RunError, load_data, prepare_split
     from bench.train import init_distributed, pick_device, train
 
-    model_class(args.model)
-    config = preset_config(args.preset, model=args.model, seed=args.seed)
-    config = replace(config, data=replace(config.data, source=args.data))
-    if args.steps:
-        config = replace(config, train=replace(config.train, steps=args.steps))
+    config = _config_from_args(args)
     out = args.out or Path("runs") / "train" / f"{args.model}-{args.preset}-seed{args.seed}"
     if not args.resume and (out / "last.pt").exists():
         raise RunError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")

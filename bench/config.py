@@ -57,6 +57,7 @@ class EvalConfig:
     spearman_stride: int = 16  # every 16th generated pixel in raster order: a fixed, stated subsample
     networks: tuple[str, ...] = ("lpips", "fid")  # metrics that need provisioned weights
     fid_every: int = 5  # FID on every 5th frame: Inception at 299 px dominates CPU evaluation time
+    yaw_edges: tuple[float, float] = (15.0, 30.0)  # |yaw| bin edges: frontal | moderate | extreme
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,8 @@ class RunConfig:
             if f.name not in data:
                 continue
             value = data[f.name]
-            if f.name == "eval" and "networks" in value:  # JSON turns the tuple into a list
-                value = {**value, "networks": tuple(value["networks"])}
+            if f.name == "eval":  # JSON turns tuples into lists
+                value = {k: tuple(v) if k in ("networks", "yaw_edges") else v for k, v in value.items()}
             kwargs[f.name] = parts[f.name](**value) if f.name in parts else value
         return cls(**kwargs)
 
@@ -112,6 +113,14 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
 def stable_hash(payload: Any, length: int = 12) -> str:
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def pose_bins(yaw_edges: tuple[float, float] = (15.0, 30.0)) -> tuple[tuple[str, float, float], ...]:
+    """The three |yaw| bins for configurable edges (the names stay frontal, moderate, extreme)."""
+    low, high = yaw_edges
+    if not 0.0 < low < high < 90.0:
+        raise ValueError(f"yaw bin edges must satisfy 0 < low < high < 90, got {low}, {high}")
+    return (("frontal", 0.0, low), ("moderate", low, high), ("extreme", high, 90.0))
 
 
 def pose_bin(abs_yaw: float, bins: tuple[tuple[str, float, float], ...] = POSE_BINS) -> str:

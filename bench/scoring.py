@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from bench import calibration, image_metrics, quality
-from bench.config import POSE_BINS, EvalConfig, pose_bin
+from bench.config import POSE_BINS, EvalConfig, pose_bin, pose_bins
 from bench.fid import FIDAccumulator, inception_features
 from bench.lpips_metric import lpips_distance
 from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
@@ -55,6 +55,7 @@ class FrameScorer:
     def __init__(self, config: EvalConfig, lpips_model: torch.nn.Module | None = None,
                  inception: torch.nn.Module | None = None) -> None:
         self.config = config
+        self.bins = pose_bins(config.yaw_edges)
         self.lpips_model = lpips_model
         self.inception = inception
         self.fid: dict[str, FIDAccumulator] = {}
@@ -89,7 +90,7 @@ class FrameScorer:
         if region is None:
             region = np.ones(error.shape[1:], dtype=bool)
         for i, info in enumerate(meta):
-            group = pose_bin(abs(float(info.get("yaw", 0.0))))
+            group = pose_bin(abs(float(info.get("yaw", 0.0))), self.bins)
             row = {**info, "pose_bin": group, "psnr": float(psnr[i]), "ssim": float(ssim[i]),
                    "err_mean": float(error[i][region].mean())}
             if lpips_values is not None:
@@ -106,7 +107,7 @@ class FrameScorer:
             return
         real = inception_features(self.inception, gt_u8[picks] / 255.0)
         fake = inception_features(self.inception, pred_u8[picks] / 255.0)
-        groups = np.array([pose_bin(abs(float(meta[i].get("yaw", 0.0)))) for i in picks])
+        groups = np.array([pose_bin(abs(float(meta[i].get("yaw", 0.0))), self.bins) for i in picks])
         for g in ["all", *np.unique(groups)]:
             rows = np.ones(len(picks), dtype=bool) if g == "all" else groups == g
             accumulator = self.fid.setdefault(str(g), FIDAccumulator(dim=real.shape[1], method="eigh"))

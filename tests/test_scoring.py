@@ -87,3 +87,16 @@ def test_fid_is_reported_overall_and_per_pose_bin_from_the_stated_subsample():
     assert summary["metrics"]["fid"]["n"] == 12  # every 2nd of 24 frames
     assert summary["by_pose"]["frontal"]["fid"]["value"] == pytest.approx(0.0, abs=1e-6)
     assert summary["by_pose"]["extreme"]["fid"]["value"] > summary["by_pose"]["moderate"]["fid"]["value"] > 0
+
+
+def test_yaw_bin_edges_are_configurable_and_bins_partition_the_frames():
+    config = EvalConfig(bootstrap=20, yaw_edges=(10.0, 40.0))
+    scorer = FrameScorer(config)
+    rng = np.random.default_rng(0)
+    yaws = [0.0, 9.9, 10.0, 25.0, 39.9, 40.0, 75.0, -12.0]
+    gt = torch.from_numpy(rng.integers(0, 256, (len(yaws), 3, 16, 16)).astype(np.float32))
+    scorer.update(gt, gt, None, None, [{"clip_id": f"c{i}", "frame": 0, "yaw": y} for i, y in enumerate(yaws)])
+    bins = scorer.result().frames["pose_bin"].tolist()
+    assert bins == ["frontal", "frontal", "moderate", "moderate", "moderate", "extreme", "extreme", "moderate"]
+    with pytest.raises(ValueError):
+        FrameScorer(EvalConfig(yaw_edges=(30.0, 15.0)))
