@@ -7,6 +7,7 @@ from bench.models import UnknownModelError
 from bench.rundir import RunDirError
 from bench.run import RunError
 from bench.score import ScoreError
+from bench.syncnet_official import OfficialWeightsError
 from bench.train import CheckpointError
 from bench.video import VideoError
 from bench.weights import WeightsMissingError
@@ -22,5 +23,5 @@ def _report_error() -> type[Exception]:
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     ClipFormatError, UnknownModelError, RunDirError, RunError, CheckpointError, CompareError,
-    WeightsMissingError, _report_error(), VideoError, ScoreError,
+    WeightsMissingError, OfficialWeightsError, _report_error(), VideoError, ScoreError,
 )
