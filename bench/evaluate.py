@@ -50,7 +50,8 @@ def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config
             gt_u8 = batch["target"] * 255
             region = mouth_mask(*pred.shape[-2:])[0, 0].bool().numpy()
             meta = [{"clip_id": clip.clip_id, "frame": t, "identity": clip.identity, "stratum": clip.stratum,
-                     "yaw": float(clip.yaw[t]), "pitch": float(clip.pitch[t]), "roll": float(clip.roll[t])}
+                     "yaw": float(clip.yaw[t]), "pitch": float(clip.pitch[t]), "roll": float(clip.roll[t]),
+                     **({"mouth_box": clip.mouth_boxes[t]} if clip.mouth_boxes is not None else {})}
                     for t in targets]
             scorer.update(pred_u8, gt_u8, torch.exp(log_scale[:, 0].float()), region, meta)
             bar.update(len(targets))

@@ -29,6 +29,7 @@ class ClipTensors:
     yaw: np.ndarray
     pitch: np.ndarray
     roll: np.ndarray
+    mouth_boxes: np.ndarray | None = None  # T x 4 (x0, y0, x1, y1) in resized pixels, when landmarks exist
 
     @property
     def n_frames(self) -> int:
@@ -45,6 +46,28 @@ def resize_frames(frames: np.ndarray, size: int) -> torch.Tensor:
     return resized.round().clamp(0, 255).to(torch.uint8)
 
 
+MOUTH_POINTS = ("mouth_left", "mouth_right", "upper_lip", "lower_lip")
+
+
+def mouth_boxes(clip: Clip, image_size: int) -> np.ndarray | None:
+    """Square mouth boxes, T x 4 (x0, y0, x1, y1), at the model's resolution, or None without landmarks.
+
+    Centred on the mouth landmarks; side = 1.6 x the larger of their width and height, at least 12 px
+    (SSIM's 11-px window must fit), clipped to the image. Profile views shrink the mouth's width,
+    hence the height term.
+    """
+    names = list(clip.meta.get("landmark_names", []))
+    if clip.landmarks is None or not all(name in names for name in MOUTH_POINTS):
+        return None
+    scale = image_size / clip.frames.shape[2]
+    points = clip.landmarks[:, [names.index(name) for name in MOUTH_POINTS]] * scale
+    centre = (points.min(1) + points.max(1)) / 2
+    side = np.maximum(1.6 * (points.max(1) - points.min(1)).max(1), 12.0)
+    low = np.clip(np.round(centre - side[:, None] / 2), 0, image_size - 12)
+    high = np.clip(low + np.round(side)[:, None], 12, image_size)
+    return np.concatenate([low, high], axis=1).astype(np.int64)
+
+
 def prepare_clip(clip: Clip, image_size: int) -> ClipTensors:
     zeros = np.zeros(clip.n_frames, dtype=np.float32)
     mel = frame_windows(log_mel(clip.audio, clip.sample_rate), clip.n_frames, clip.fps)
@@ -57,6 +80,7 @@ def prepare_clip(clip: Clip, image_size: int) -> ClipTensors:
         yaw=clip.yaw if clip.yaw is not None else zeros,
         pitch=clip.pitch if clip.pitch is not None else zeros,
         roll=clip.roll if clip.roll is not None else zeros,
+        mouth_boxes=mouth_boxes(clip, image_size),
     )
 
 

@@ -25,7 +25,7 @@ from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
 
 PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
 # Frame-mean metrics: name -> higher is better. Calibration ones exist only with an uncertainty map.
-IMAGE_METRICS = {"psnr": True, "ssim": True, "lpips": False}
+IMAGE_METRICS = {"psnr": True, "ssim": True, "psnr_mouth": True, "ssim_mouth": True, "lpips": False}
 FRAME_CALIBRATION = {"ause": False, "aurg": True, "nll": False, "crps": False, "hist_kl": False, "sharpness": False}
 POOLED_CALIBRATION = {"unc_spearman": True, "unc_pearson": True, "miscal_area": False, "rms_cal_error": False}
 FRAME_QUALITY = {"unc_frame_spearman": True, "fail_auroc": True, "fail_auprc": True, "psnr_r2": True}
@@ -90,9 +90,13 @@ class FrameScorer:
         if region is None:
             region = np.ones(error.shape[1:], dtype=bool)
         for i, info in enumerate(meta):
+            info = dict(info)
+            box = info.pop("mouth_box", None)
             group = pose_bin(abs(float(info.get("yaw", 0.0))), self.bins)
             row = {**info, "pose_bin": group, "psnr": float(psnr[i]), "ssim": float(ssim[i]),
                    "err_mean": float(error[i][region].mean())}
+            if box is not None:
+                row.update(_mouth_scores(pred_u8[i], gt_u8[i], box))
             if lpips_values is not None:
                 row["lpips"] = float(lpips_values[i])
             if u is not None:
@@ -172,6 +176,14 @@ class FrameScorer:
                           samples=_stack_samples(self.sample_pool, self.config.samples_per_bin), fid=self.fid)
 
 
+def _mouth_scores(pred: torch.Tensor, gt: torch.Tensor, box) -> dict[str, float]:
+    """PSNR and SSIM on the mouth box (x0, y0, x1, y1) from landmarks."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    crop_pred, crop_gt = pred[None, :, y0:y1, x0:x1], gt[None, :, y0:y1, x0:x1]
+    return {"psnr_mouth": float(image_metrics.psnr(crop_pred, crop_gt)[0]),
+            "ssim_mouth": float(image_metrics.ssim(crop_pred, crop_gt)[0])}
+
+
 def _stack_samples(pool: dict[str, list[dict]], per_bin: int) -> dict[str, np.ndarray]:
     chosen = []
     for name, _, _ in POSE_BINS:
@@ -214,7 +226,7 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
         names.update(FRAME_CALIBRATION)
     for name, higher in names.items():
         values = frames[name].to_numpy(dtype=np.float64)
-        if name == "psnr":
+        if name.startswith("psnr"):
             values = np.minimum(values, PSNR_CAP)
         finite = values[np.isfinite(values)]
         mean = float(finite.mean()) if finite.size else float("nan")
