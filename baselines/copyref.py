@@ -1,4 +1,4 @@
-"""copyref: the floor every generator must beat. It returns the first reference frame unchanged."""
+"""Floors every generator must beat: copyref (a reference frame unchanged) and pasteref."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from bench.config import ModelConfig
+from bench.frames import mouth_mask
 
 
 class CopyRef(nn.Module):
@@ -21,4 +22,24 @@ class CopyRef(nn.Module):
 
     def forward(self, audio: torch.Tensor, masked: torch.Tensor, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pred = refs[:, 0]
+        return pred, torch.full_like(pred[:, :1], self.log_scale)
+
+
+class PasteRef(nn.Module):
+    """pasteref: the given (unmasked) pixels plus the first reference's pixels in the mask.
+
+    A stronger floor than copyref for inpainting generators, which pass the given pixels through:
+    a model that beats copyref on full-frame PSNR but not pasteref has learned nothing about the mouth.
+    """
+
+    trainable = False
+
+    def __init__(self, config: ModelConfig, constant_scale: float = 0.1) -> None:
+        super().__init__()
+        self.config = config
+        self.log_scale = math.log(constant_scale)
+
+    def forward(self, audio: torch.Tensor, masked: torch.Tensor, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = mouth_mask(*masked.shape[-2:], device=masked.device)
+        pred = masked * (1.0 - mask) + refs[:, 0] * mask
         return pred, torch.full_like(pred[:, :1], self.log_scale)

@@ -11,6 +11,7 @@ from bench.config import ModelConfig
 MODELS: dict[str, str] = {
     "julnet": "julnet.model:JULNet",
     "copyref": "baselines.copyref:CopyRef",
+    "pasteref": "baselines.copyref:PasteRef",
     "wav2lip": "baselines.wav2lip:Wav2Lip",
     "dinet": "baselines.dinet:DINet",
     "syncnet": "baselines.syncnet:SyncNet",

@@ -41,6 +41,16 @@ def test_copyref_returns_the_first_reference():
     assert torch.unique(log_scale).numel() == 1
 
 
+def test_pasteref_keeps_the_given_pixels_and_pastes_the_reference_below():
+    model = build_model("pasteref", ModelConfig(image_size=32, n_refs=2))
+    batch = _batch(32, 2)
+    masked = batch["target"].clone()
+    masked[..., 16:, :] = 0
+    pred, _ = model(batch["audio"], masked, batch["refs"])
+    assert torch.equal(pred[..., :16, :], batch["target"][..., :16, :])
+    assert torch.equal(pred[..., 16:, :], batch["refs"][:, 0, :, 16:, :])
+
+
 def test_unknown_model_suggests_the_closest_name():
     with pytest.raises(UnknownModelError, match="Did you mean 'julnet'"):
         model_class("julnt")
