@@ -54,6 +54,7 @@ class EvalConfig:
     samples_per_bin: int = 2
     bootstrap: int = 1000
     sparsification_step: float = 0.01
+    sparsification_metric: str = "mae"  # or "rmse": the error measured on the pixels kept
     spearman_stride: int = 16  # every 16th generated pixel in raster order: a fixed, stated subsample
     networks: tuple[str, ...] = ("lpips", "fid")  # metrics that need provisioned weights
     fid_every: int = 5  # FID on every 5th frame: Inception at 299 px dominates CPU evaluation time

@@ -26,9 +26,11 @@ from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
 PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
 # Frame-mean metrics: name -> higher is better. Calibration ones exist only with an uncertainty map.
 IMAGE_METRICS = {"psnr": True, "ssim": True, "psnr_mouth": True, "ssim_mouth": True, "lpips": False}
-FRAME_CALIBRATION = {"ause": False, "aurg": True, "nll": False, "crps": False, "hist_kl": False, "sharpness": False}
+FRAME_CALIBRATION = {"ause": False, "aurg": True, "nll": False, "nll_gaussian": False, "crps": False,
+                     "hist_kl": False, "sharpness": False}
 POOLED_CALIBRATION = {"unc_spearman": True, "unc_pearson": True, "miscal_area": False, "rms_cal_error": False}
-FRAME_QUALITY = {"unc_frame_spearman": True, "fail_auroc": True, "fail_auprc": True, "psnr_r2": True}
+FRAME_QUALITY = {"unc_frame_spearman": True, "unc_psnr_spearman": True, "unc_lpips_spearman": True,
+                 "fail_auroc": True, "fail_auprc": True, "psnr_r2": True}
 SPEARMAN_RESAMPLES = 200  # pooled rank correlation is the costly statistic to bootstrap
 
 
@@ -118,7 +120,8 @@ class FrameScorer:
             accumulator.update(real=real[rows], fake=fake[rows])
 
     def _calibrate(self, e: np.ndarray, u: np.ndarray, group: str) -> dict[str, float]:
-        model_curve, oracle_curve = calibration.sparsification_curves(e, u, self.fractions)
+        model_curve, oracle_curve = calibration.sparsification_curves(
+            e, u, self.fractions, metric=self.config.sparsification_metric)
         for g in ("all", group):
             self.curve_sums[f"model_{g}"] = self.curve_sums.get(f"model_{g}", 0) + model_curve
             self.curve_sums[f"oracle_{g}"] = self.curve_sums.get(f"oracle_{g}", 0) + oracle_curve
@@ -135,6 +138,7 @@ class FrameScorer:
             "ause": calibration.ause(model_curve, oracle_curve, self.fractions),
             "aurg": calibration.aurg(model_curve, self.fractions),
             "nll": calibration.nll_laplace(e, u),
+            "nll_gaussian": calibration.nll_gaussian(e, u),
             "crps": calibration.crps_laplace(e, u),
             "hist_kl": calibration.hist_kl(e, u),
             "sharpness": float(u.mean()),
@@ -254,11 +258,19 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
     mean_u = frames["unc_mean"].to_numpy(dtype=np.float64)
     mean_e = frames["err_mean"].to_numpy(dtype=np.float64)
     psnr = np.minimum(frames["psnr"].to_numpy(dtype=np.float64), PSNR_CAP)
-    for name, fn in (("unc_frame_spearman", lambda u, e, p: quality.unc_frame_spearman(u, e)),
-                     ("fail_auroc", lambda u, e, p: quality.fail_auroc(u, quality.bad_frames(p, True))),
-                     ("fail_auprc", lambda u, e, p: quality.fail_auprc(u, quality.bad_frames(p, True))),
-                     ("psnr_r2", lambda u, e, p: quality.psnr_r2(u, p))):
-        boot = bootstrap_ci(fn, mean_u, mean_e, psnr, clip_ids=clips, resamples=config.bootstrap, seed=seed)
+    # Higher u should go with lower PSNR and higher LPIPS: the PSNR correlation is negated so that
+    # for every *_spearman here, higher is better.
+    lpips_values = frames["lpips"].to_numpy(dtype=np.float64) if "lpips" in frames else None
+    checks = [("unc_frame_spearman", lambda u, e, p, lp: quality.unc_frame_spearman(u, e)),
+              ("unc_psnr_spearman", lambda u, e, p, lp: -calibration.spearman(u, p))]
+    if lpips_values is not None:
+        checks.append(("unc_lpips_spearman", lambda u, e, p, lp: calibration.spearman(u, lp)))
+    checks += [("fail_auroc", lambda u, e, p, lp: quality.fail_auroc(u, quality.bad_frames(p, True))),
+               ("fail_auprc", lambda u, e, p, lp: quality.fail_auprc(u, quality.bad_frames(p, True))),
+               ("psnr_r2", lambda u, e, p, lp: quality.psnr_r2(u, p))]
+    lp = lpips_values if lpips_values is not None else np.full_like(psnr, np.nan)
+    for name, fn in checks:
+        boot = bootstrap_ci(fn, mean_u, mean_e, psnr, lp, clip_ids=clips, resamples=config.bootstrap, seed=seed)
         out[name] = _entry(boot.estimate, boot.ci, FRAME_QUALITY[name], len(frames))
     return out
 

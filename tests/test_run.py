@@ -125,3 +125,19 @@ def test_missing_weights_fail_fast_naming_the_fetch_command(cache, tmp_path, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bench weights fetch" in err[0]
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("model,mode", [("julnet", "lun1"), ("wav2lip", "joint"), ("dinet", "joint")])
+def test_every_generator_and_mode_reports_calibration_per_pose_bin(model, mode, cache, provisioned, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setenv("TALKBENCH_CACHE", str(cache))
+    out = tmp_path / f"{model}-{mode}"
+    assert main(["run", "--model", model, "--uncertainty", mode, "--preset", "smoke", "--out", str(out),
+                 "--no-progress", "--no-report"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["net"]["uncertainty"] == mode and summary["model"] == model
+    for block in [summary["metrics"], *summary["by_pose"].values()]:
+        for name in ("ause", "nll", "miscal_area", "unc_spearman", "fail_auroc", "hist_kl"):
+            assert name in block
+    assert summary["metrics"]["ause"]["ci95"] is not None

@@ -29,6 +29,7 @@ def test_uncertainty_equal_to_error_is_perfectly_ranked():
     metrics = summary["metrics"]
     assert metrics["ause"]["value"] == pytest.approx(0.0, abs=1e-9)
     assert metrics["unc_spearman"]["value"] > 0.99 and metrics["aurg"]["value"] > 0
+    assert metrics["unc_psnr_spearman"]["value"] > 0.5  # noisier clips: larger u and lower PSNR
     assert set(summary["by_pose"]) == {"frontal", "moderate", "extreme"}
     assert summary["by_pose"]["extreme"]["ause"]["n"] == 10  # two clips of five frames
     assert result.curves["coverage_all"].shape == result.curves["coverage_expected"].shape == (99,)
@@ -100,3 +101,17 @@ def test_yaw_bin_edges_are_configurable_and_bins_partition_the_frames():
     assert bins == ["frontal", "frontal", "moderate", "moderate", "moderate", "extreme", "extreme", "moderate"]
     with pytest.raises(ValueError):
         FrameScorer(EvalConfig(yaw_edges=(30.0, 15.0)))
+
+
+def test_rmse_sparsification_option_keeps_the_oracle_property():
+    config = EvalConfig(bootstrap=20, sparsification_metric="rmse")
+    scorer = FrameScorer(config)
+    rng = np.random.default_rng(1)
+    gt = torch.from_numpy(rng.integers(0, 256, (4, 3, 16, 16)).astype(np.float32))
+    pred = (gt + torch.from_numpy(rng.normal(0, 20, gt.shape).astype(np.float32))).clamp(0, 255).round()
+    error = (pred - gt).abs().mean(1) / 255
+    scorer.update(pred, gt, error.clamp_min(1e-4), None, [{"clip_id": f"c{i}", "frame": 0, "yaw": 5.0} for i in range(4)])
+    result = scorer.result()
+    assert result.frames["ause"].abs().max() < 1e-9
+    first = result.curves["model_all"][0]
+    assert first == pytest.approx(float(np.sqrt((error.numpy() ** 2).mean(axis=(1, 2))).mean()), rel=1e-5)
