@@ -25,19 +25,12 @@ class CopyRef(nn.Module):
         return pred, torch.full_like(pred[:, :1], self.log_scale)
 
 
-class PasteRef(nn.Module):
+class PasteRef(CopyRef):
     """pasteref: the given (unmasked) pixels plus the first reference's pixels in the mask.
 
     A stronger floor than copyref for inpainting generators, which pass the given pixels through:
     a model that beats copyref on full-frame PSNR but not pasteref has learned nothing about the mouth.
     """
-
-    trainable = False
-
-    def __init__(self, config: ModelConfig, constant_scale: float = 0.1) -> None:
-        super().__init__()
-        self.config = config
-        self.log_scale = math.log(constant_scale)
 
     def forward(self, audio: torch.Tensor, masked: torch.Tensor, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = mouth_mask(*masked.shape[-2:], device=masked.device)

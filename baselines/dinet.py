@@ -40,9 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.config import ModelConfig
-from bench.frames import mouth_mask
 from julnet.model import AdaAT
-from julnet.uncertainty import UncertaintyHead, reconstruction_loss
+from julnet.uncertainty import InpaintingGenerator, UncertaintyHead
 
 
 def same_block(in_channels: int, out_channels: int, kernel: int = 3) -> nn.Sequential:
@@ -109,10 +108,9 @@ class MelEncoder1d(nn.Module):
         return self.head(self.convs(mel).mean(dim=2))
 
 
-class DINet(nn.Module):
+class DINet(InpaintingGenerator):
     """``model(audio, masked, refs) -> (pred, log_scale)``; see the module docstring."""
 
-    trainable = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -147,15 +145,4 @@ class DINet(nn.Module):
         x = self.merge(torch.cat([src, ref], dim=1))
         x = self.res_2(self.up_2(x, sizes[1]))
         features = self.up_1(x, sizes[0])
-        mask = mouth_mask(*masked.shape[-2:], device=masked.device)
-        pred = masked * (1.0 - mask) + torch.sigmoid(self.to_rgb(features)) * mask
-        log_scale = self.uncertainty(features)
-        if self.config.uncertainty == "none":
-            log_scale = torch.zeros_like(log_scale)  # no trained head: an uninformative map
-        return pred, log_scale
-
-    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
-        region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
-        return reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
-                                   lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
+        return self.compose(masked, self.to_rgb(features), features)

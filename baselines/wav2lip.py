@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.config import ModelConfig
-from bench.frames import mouth_mask
-from julnet.uncertainty import UncertaintyHead, reconstruction_loss
+from julnet.uncertainty import InpaintingGenerator, UncertaintyHead
 
 BOTTLENECK_SIZE = 4  # downsample while the face map is larger than this
 
@@ -97,10 +96,9 @@ class MelEncoder(nn.Module):
         return self.net(mel.unsqueeze(1))
 
 
-class Wav2Lip(nn.Module):
+class Wav2Lip(InpaintingGenerator):
     """``model(audio, masked, refs) -> (pred, log_scale)``; see the module docstring."""
 
-    trainable = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -142,15 +140,4 @@ class Wav2Lip(nn.Module):
             x = self.refine[level](self.ups[level](x, skips[level].shape[-2:]))
             x = torch.cat([x, skips[level]], dim=1)
         features = self.output_block(x)
-        mask = mouth_mask(*masked.shape[-2:], device=masked.device)
-        pred = masked * (1.0 - mask) + torch.sigmoid(self.to_rgb(features)) * mask
-        log_scale = self.uncertainty(features)
-        if self.config.uncertainty == "none":
-            log_scale = torch.zeros_like(log_scale)  # no trained head: an uninformative map
-        return pred, log_scale
-
-    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
-        region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
-        return reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
-                                   lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
+        return self.compose(masked, self.to_rgb(features), features)

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.config import ModelConfig
-from bench.frames import mouth_mask
-from julnet.uncertainty import UncertaintyHead, reconstruction_loss
+from julnet.uncertainty import InpaintingGenerator, UncertaintyHead
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -95,8 +94,7 @@ class AdaAT(nn.Module):
         return self.warp(features, self.transforms(cond, features.shape[0]))
 
 
-class JULNet(nn.Module):
-    trainable = True
+class JULNet(InpaintingGenerator):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -134,16 +132,4 @@ class JULNet(nn.Module):
         x = self.up_2(torch.cat([x, src2, self.adaat.warp(ref2, theta)], dim=1))
         x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         x = self.up_1(torch.cat([x, src1, ref1], dim=1))
-        # Inpainting, as DINet: the given (unmasked) pixels pass through, the network fills the mask.
-        mask = mouth_mask(*masked.shape[-2:], device=masked.device)
-        pred = masked * (1.0 - mask) + torch.sigmoid(self.to_rgb(x)) * mask
-        log_scale = self.uncertainty(x)
-        if self.config.uncertainty == "none":
-            log_scale = torch.zeros_like(log_scale)  # no trained head: an uninformative map
-        return pred, log_scale
-
-    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
-        region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
-        return reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
-                                   lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
+        return self.compose(masked, self.to_rgb(x), x)

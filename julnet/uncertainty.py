@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 
+from bench.frames import mouth_mask
 from julnet.histogram import histogram_kl
 
 UNCERTAINTY_MODES = ("none", "lun1", "joint")
@@ -67,3 +68,29 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, log_scale: tor
     lun2 = histogram_kl(error, scale, bins=hist_bins)
     return lun1 + lun2_weight * lun2, {"l1": l1.item(), "lun1": lun1.item(), "lun2": lun2.item()}
 
+
+
+class InpaintingGenerator(nn.Module):
+    """The tail every generator shares: the inpainting composite, the plug-in head and the pixel loss.
+
+    Subclasses set ``self.config`` (a ModelConfig) and ``self.uncertainty`` (an UncertaintyHead on
+    their last decoder features) and end ``forward`` with ``return self.compose(masked, rgb, features)``.
+    """
+
+    trainable = True
+
+    def compose(self, masked: torch.Tensor, rgb_logits: torch.Tensor,
+                features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Inpainting, as DINet: the given (unmasked) pixels pass through, the network fills the mask.
+        mask = mouth_mask(*masked.shape[-2:], device=masked.device)
+        pred = masked * (1.0 - mask) + torch.sigmoid(rgb_logits) * mask
+        log_scale = self.uncertainty(features)
+        if self.config.uncertainty == "none":
+            log_scale = torch.zeros_like(log_scale)  # no trained head: an uninformative map
+        return pred, log_scale
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
+        region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
+        return reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
+                                   lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
