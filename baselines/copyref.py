@@ -29,7 +29,7 @@ class PasteRef(CopyRef):
     """pasteref: the given (unmasked) pixels plus the first reference's pixels in the mask.
 
     A stronger floor than copyref for inpainting generators, which pass the given pixels through:
-    a model that beats copyref on full-frame PSNR but not pasteref has learned nothing about the mouth.
+    a generator that loses to pasteref does worse than pasting a reference's lower half into the frame.
     """
 
     def forward(self, audio: torch.Tensor, masked: torch.Tensor, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
