@@ -28,7 +28,8 @@ PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
 IMAGE_METRICS = {"psnr": True, "ssim": True, "psnr_mouth": True, "ssim_mouth": True, "lpips": False}
 FRAME_CALIBRATION = {"ause": False, "aurg": True, "nll": False, "nll_gaussian": False, "crps": False,
                      "hist_kl": False, "sharpness": False}
-POOLED_CALIBRATION = {"unc_spearman": True, "unc_pearson": True, "miscal_area": False, "rms_cal_error": False}
+POOLED_CALIBRATION = {"unc_spearman": True, "unc_pearson": True, "ause_pooled": False, "miscal_area": False,
+                      "rms_cal_error": False}
 FRAME_QUALITY = {"unc_frame_spearman": True, "unc_psnr_spearman": True, "unc_lpips_spearman": True,
                  "fail_auroc": True, "fail_auprc": True, "psnr_r2": True}
 SPEARMAN_RESAMPLES = 200  # pooled rank correlation is the costly statistic to bootstrap
@@ -206,12 +207,19 @@ def _entry(value: float, ci: list[float] | None, higher: bool, n: int) -> dict[s
     return {"value": float(value) if finite else None, "ci95": ci, "higher_is_better": higher, "n": int(n)}
 
 
-def _pooled_correlations(sub_u: np.ndarray, sub_e: np.ndarray, clips: np.ndarray, seed: int) -> dict[str, dict]:
+def _pooled_ause(u: np.ndarray, e: np.ndarray, fractions: np.ndarray) -> float:
+    return calibration.ause(*calibration.sparsification_curves(e, u, fractions), fractions)
+
+
+def _pooled_correlations(sub_u: np.ndarray, sub_e: np.ndarray, clips: np.ndarray, seed: int,
+                         fractions: np.ndarray) -> dict[str, dict]:
+    """Pixel-pooled statistics on the fixed subsample; the sorting ones get fewer resamples."""
     out = {}
-    for name, fn in (("unc_spearman", calibration.spearman), ("unc_pearson", _pearson)):
-        resamples = SPEARMAN_RESAMPLES if name == "unc_spearman" else 1000
+    for name, fn in (("unc_spearman", calibration.spearman), ("unc_pearson", _pearson),
+                     ("ause_pooled", lambda u, e: _pooled_ause(u, e, fractions))):
+        resamples = 1000 if name == "unc_pearson" else SPEARMAN_RESAMPLES
         result = bootstrap_ci(fn, sub_u, sub_e, clip_ids=clips, resamples=resamples, seed=seed)
-        out[name] = _entry(result.estimate, result.ci, True, sub_u.size)
+        out[name] = _entry(result.estimate, result.ci, POOLED_CALIBRATION[name], sub_u.size)
     return out
 
 
@@ -242,7 +250,7 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
     sub_u, sub_e, sub_row = result.subsample
     keep = np.isin(sub_row, frame_rows)
     sub_clips = result.frames["clip_id"].to_numpy()[sub_row[keep]]
-    out.update(_pooled_correlations(sub_u[keep], sub_e[keep], sub_clips, seed))
+    out.update(_pooled_correlations(sub_u[keep], sub_e[keep], sub_clips, seed, result.fractions))
     # Coverage from per-clip sums of inside counts and pixels: exact and cheap to bootstrap.
     unique, inverse = np.unique(clips, return_inverse=True)
     inside = np.zeros((unique.size, result.inside.shape[1]))

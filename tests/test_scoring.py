@@ -28,6 +28,7 @@ def test_uncertainty_equal_to_error_is_perfectly_ranked():
     summary = summarise(result, "oracle", CONFIG, seed=0)
     metrics = summary["metrics"]
     assert metrics["ause"]["value"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["ause_pooled"]["value"] == pytest.approx(0.0, abs=1e-9)
     assert metrics["unc_spearman"]["value"] > 0.99 and metrics["aurg"]["value"] > 0
     assert metrics["unc_psnr_spearman"]["value"] > 0.5  # noisier clips: larger u and lower PSNR
     assert set(summary["by_pose"]) == {"frontal", "moderate", "extreme"}
