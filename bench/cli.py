@@ -138,6 +138,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                   report=not args.no_report)
     print(f"\n{args.model} ({config.net.uncertainty}) on {args.data} ({args.preset} preset), test split:")
     print(results_table(outcome.summary))
+    for note in outcome.summary.get("notes", {}).values():
+        print(f"note: {note}")
     if outcome.floor:
         ours = outcome.summary["metrics"]["psnr"]["value"]
         floor = outcome.floor["metrics"]["psnr"]["value"]

@@ -59,6 +59,8 @@ class EvalConfig:
     networks: tuple[str, ...] = ("lpips", "fid")  # metrics that need provisioned weights
     fid_every: int = 5  # FID on every 5th frame: Inception at 299 px dominates CPU evaluation time
     yaw_edges: tuple[float, float] = (15.0, 30.0)  # |yaw| bin edges: frontal | moderate | extreme
+    sync: str = "local"  # "local": LSE with the project's own SyncNet expert (trained, cached); "none"
+    sync_steps: int = 1000  # training steps of that expert
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
             data=DataConfig(size=64, seconds=0.8, identities=2, train_clips=3, test_clips_per_stratum=1),
             net=ModelConfig(image_size=32, n_refs=2, channels=16),
             train=TrainConfig(steps=6, batch_size=4, log_every=2),
-            eval=replace(base.eval, bootstrap=100, samples_per_bin=1, networks=("lpips",)),
+            eval=replace(base.eval, bootstrap=100, samples_per_bin=1, networks=("lpips",), sync_steps=4),
         )
     if preset == "paper":
         return replace(

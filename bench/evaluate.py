@@ -16,8 +16,33 @@ from tqdm.auto import tqdm
 from bench.config import EvalConfig
 from bench.frames import ClipTensors, eval_reference_indices, make_batch, mouth_mask
 from bench.scoring import EvalResult, FrameScorer, summarise
+from bench.sync_metrics import SyncResult, lse
 
-__all__ = ["EvalResult", "evaluate", "metric_networks", "summarise"]
+SYNC_FRAMES = 5  # the expert's window: frames t-2 ... t+2
+
+__all__ = ["EvalResult", "clip_sync", "evaluate", "metric_networks", "summarise"]
+
+SYNC_CHUNK = 64
+
+
+@torch.no_grad()
+def clip_sync(sync_model: nn.Module, frames_u8: torch.Tensor, mel: torch.Tensor) -> SyncResult | None:
+    """LSE of one clip with a protocol-level expert: windows of 5 frames centred on t vs mel window t.
+
+    The offset search and the LSE-C / LSE-D definitions are syncnet_python's (bench.sync_metrics);
+    the embeddings are the project's own expert's, hence the ``_local`` names.
+    """
+    n = frames_u8.shape[0]
+    if n < SYNC_FRAMES + 1:
+        return None
+    centres = torch.arange(SYNC_FRAMES // 2, n - SYNC_FRAMES // 2)
+    video, audio = [], []
+    for chunk in centres.split(SYNC_CHUNK):
+        windows = torch.stack([frames_u8[t - SYNC_FRAMES // 2: t + SYNC_FRAMES // 2 + 1] for t in chunk.tolist()])
+        v, a = sync_model(mel[chunk], windows / 255.0)
+        video.append(v.float().cpu())
+        audio.append(a.float().cpu())
+    return lse(torch.cat(video), torch.cat(audio))
 
 
 def metric_networks(config: EvalConfig, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
@@ -39,8 +64,10 @@ def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config
     model.eval()
     networks = networks or {}
     scorer = FrameScorer(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"))
+    sync_model = networks.get("sync")
     bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not progress, leave=False)
     for clip in clips:
+        generated = []
         for start in range(0, clip.n_frames, config.batch_size):
             targets = list(range(start, min(start + config.batch_size, clip.n_frames)))
             refs = [eval_reference_indices(clip.n_frames, n_refs, t) for t in targets]
@@ -54,6 +81,14 @@ def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config
                      **({"mouth_box": clip.mouth_boxes[t]} if clip.mouth_boxes is not None else {})}
                     for t in targets]
             scorer.update(pred_u8, gt_u8, torch.exp(log_scale[:, 0].float()), region, meta)
+            if sync_model is not None:
+                generated.append(pred_u8)
             bar.update(len(targets))
+        if sync_model is not None:
+            result = clip_sync(sync_model, torch.cat(generated), clip.mel.to(device))
+            if result is not None:
+                scorer.add_clip({"clip_id": clip.clip_id, "yaw": float(abs(clip.yaw).mean())},
+                                {"lse_c_local": result.lse_c, "lse_d_local": result.lse_d,
+                                 "av_offset_local": result.offset})
     bar.close()
     return scorer.result()

@@ -120,6 +120,10 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
     model, config, manifest["checkpoint"] = obtain_model(
         config, dataset, Path(checkpoint) if checkpoint else None, device, progress)
     manifest["config"] = config.to_dict()
+    if config.eval.sync == "local":
+        # The lip-sync scorer: the project's own SyncNet expert on the same data, trained and cached once.
+        sync_config = replace(config, model="syncnet", train=replace(config.train, steps=config.eval.sync_steps))
+        networks["sync"], _, manifest["sync_expert"] = obtain_model(sync_config, dataset, None, device, progress)
     timings["train_s"] = time.perf_counter() - started
     prepare_run_dir(run_dir)
     write_json(run_dir / "manifest.json", manifest)
@@ -139,6 +143,8 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
         timings["eval_s"] = time.perf_counter() - started
 
         result.frames.to_parquet(run_dir / "frames.parquet", index=False)
+        if result.clips is not None:
+            result.clips.to_parquet(run_dir / "clips.parquet", index=False)
         np.savez(run_dir / "curves.npz", fraction=result.fractions, **result.curves)
         if result.samples:
             np.savez(run_dir / "samples.npz", **result.samples)

@@ -46,6 +46,7 @@ class EvalResult:
     subsample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (u, e, frame row) pixel subsample
     samples: dict[str, np.ndarray] = field(default_factory=dict)
     fid: dict[str, FIDAccumulator] = field(default_factory=dict)  # per group ("all", pose bins)
+    clips: pd.DataFrame | None = None  # clip-level scores (lip sync), one row per clip
 
 
 class FrameScorer:
@@ -63,6 +64,7 @@ class FrameScorer:
         self.inception = inception
         self.fid: dict[str, FIDAccumulator] = {}
         self.frames_seen = 0
+        self.clip_rows: list[dict[str, Any]] = []
         self.fractions = calibration.sparsification_fractions(config.sparsification_step)
         self.levels = calibration.coverage_levels()
         self.rows: list[dict[str, Any]] = []
@@ -75,6 +77,11 @@ class FrameScorer:
         self.curve_counts: dict[str, int] = {}
         self.sample_pool: dict[str, list[dict]] = {}
         self.has_uncertainty: bool | None = None
+
+    def add_clip(self, info: dict[str, Any], values: dict[str, float]) -> None:
+        """Clip-level scores (e.g. LSE); ``info["yaw"]`` is the clip's mean |yaw| for its pose bin."""
+        group = pose_bin(abs(float(info.get("yaw", float("nan")))), self.bins)
+        self.clip_rows.append({**info, "pose_bin": group, **values})
 
     def update(self, pred_u8: torch.Tensor, gt_u8: torch.Tensor, scale: torch.Tensor | None,
                region: np.ndarray | None, meta: list[dict[str, Any]]) -> None:
@@ -178,7 +185,8 @@ class FrameScorer:
             subsample = (np.concatenate(self.sub_u), np.concatenate(self.sub_e), np.concatenate(self.sub_row))
         return EvalResult(frames=frames, fractions=self.fractions, has_uncertainty=bool(self.has_uncertainty),
                           curves=curves, inside=inside, region_pixels=pixels, subsample=subsample,
-                          samples=_stack_samples(self.sample_pool, self.config.samples_per_bin), fid=self.fid)
+                          samples=_stack_samples(self.sample_pool, self.config.samples_per_bin), fid=self.fid,
+                          clips=pd.DataFrame(self.clip_rows) if self.clip_rows else None)
 
 
 def _mouth_scores(pred: torch.Tensor, gt: torch.Tensor, box) -> dict[str, float]:
@@ -297,6 +305,24 @@ def _fid_entry(result: EvalResult, group: str) -> dict[str, Any]:
     return _entry(value, None, False, count)
 
 
+CLIP_METRICS = {"lse_c_local": True, "lse_d_local": False}
+LOCAL_SYNC_NOTE = ("lse_c_local / lse_d_local use talkbench's own SyncNet expert trained on this dataset, "
+                   "not the official syncnet_v2 weights: not comparable with published LSE-C / LSE-D")
+
+
+def _clip_block(clips: pd.DataFrame, config: EvalConfig, seed: int) -> dict[str, dict]:
+    out = {}
+    for name, higher in CLIP_METRICS.items():
+        if name not in clips:
+            continue
+        values = clips[name].to_numpy(dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        mean = float(finite.mean()) if finite.size else float("nan")
+        out[name] = _entry(mean, clip_bootstrap_ci(values, clips["clip_id"].to_numpy(), config.bootstrap, seed),
+                           higher, finite.size)
+    return out
+
+
 def summarise(result: EvalResult, model_name: str, config: EvalConfig, seed: int) -> dict[str, Any]:
     """summary.json: every metric overall and per pose bin, each with a clip-bootstrap 95% CI."""
     groups = result.frames["pose_bin"].to_numpy()
@@ -310,4 +336,16 @@ def summarise(result: EvalResult, model_name: str, config: EvalConfig, seed: int
             key: _entry(float("nan"), None, entry["higher_is_better"], 0) for key, entry in overall.items()}
         if result.fid:
             by_pose[name]["fid"] = _fid_entry(result, name)
-    return {"model": model_name, "metrics": overall, "by_pose": by_pose}
+    notes = {}
+    if result.clips is not None:
+        overall.update(_clip_block(result.clips, config, seed))
+        for name in by_pose:
+            rows = result.clips[result.clips["pose_bin"] == name]
+            block = _clip_block(rows, config, seed) if len(rows) else {
+                key: _entry(float("nan"), None, higher, 0) for key, higher in CLIP_METRICS.items()}
+            by_pose[name].update(block)
+        notes["lse_local"] = LOCAL_SYNC_NOTE
+    summary = {"model": model_name, "metrics": overall, "by_pose": by_pose}
+    if notes:
+        summary["notes"] = notes
+    return summary

@@ -54,6 +54,10 @@ def test_summary_follows_the_schema(smoke_run):
     assert low <= psnr["value"] <= high
     assert summary["metrics"]["ause"]["higher_is_better"] is False
     assert summary["floor"]["model"] == "copyref"
+    assert {"lse_c_local", "lse_d_local"} <= set(summary["metrics"]) and "lse_local" in summary["notes"]
+    clips = pd.read_parquet(smoke_run / "clips.parquet")
+    assert len(clips) == len(set(pd.read_parquet(smoke_run / "frames.parquet")["clip_id"]))
+    assert summary["metrics"]["lse_c_local"]["n"] == len(clips)
 
 
 def test_frames_table_has_one_row_per_test_frame_and_consistent_pose_bins(smoke_run):
