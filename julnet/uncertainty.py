@@ -92,5 +92,18 @@ class InpaintingGenerator(nn.Module):
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
         region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
-        return reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
-                                   lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
+        loss, logs = reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
+                                         lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
+        if self.config.perceptual_weight:
+            perceptual = self._perceptual(pred.device)(pred, batch["target"])
+            loss = loss + self.config.perceptual_weight * perceptual
+            logs["perceptual"] = perceptual.item()
+        return loss, logs
+
+    def _perceptual(self, device: torch.device) -> nn.Module:
+        # Built on first use and kept out of the state dict: it is frozen, provisioned weights.
+        if getattr(self, "_vgg", None) is None:
+            from julnet.perceptual import VGGPerceptual
+
+            object.__setattr__(self, "_vgg", VGGPerceptual().to(device))
+        return self._vgg
