@@ -58,6 +58,7 @@ def test_summary_follows_the_schema(smoke_run):
     clips = pd.read_parquet(smoke_run / "clips.parquet")
     assert len(clips) == len(set(pd.read_parquet(smoke_run / "frames.parquet")["clip_id"]))
     assert summary["metrics"]["lse_c_local"]["n"] == len(clips)
+    assert "not comparable with published" in (smoke_run / "report.html").read_text()
 
 
 def test_frames_table_has_one_row_per_test_frame_and_consistent_pose_bins(smoke_run):
