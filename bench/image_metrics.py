@@ -8,7 +8,6 @@ the interior where the window fits (skimage crops the same border), averaged ove
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 DATA_RANGE = 255.0
 
@@ -26,17 +25,26 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
     return weights / weights.sum()
 
 
+def _valid_blur_matrix(size: int, window: torch.Tensor) -> torch.Tensor:
+    """(size - k + 1) x size banded matrix: row i holds the window at columns i ... i + k - 1."""
+    k = window.numel()
+    rows = torch.arange(size - k + 1)
+    matrix = torch.zeros(size - k + 1, size, dtype=window.dtype, device=window.device)
+    matrix[rows[:, None], rows[:, None] + torch.arange(k)] = window
+    return matrix
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
     """B x C x H x W -> B mean SSIM values."""
     x, y = pred.double(), target.double()
-    channels = x.shape[1]
     window = gaussian_window().to(x.device)
-    size = window.numel()
-    kernel_h = window.view(1, 1, 1, size).repeat(channels, 1, 1, 1)
-    kernel_v = window.view(1, 1, size, 1).repeat(channels, 1, 1, 1)
+    # The separable valid blur as two banded matrix products: same values as a grouped
+    # convolution, several times faster on CPU (benchmarks/bench_metrics.py).
+    rows = _valid_blur_matrix(x.shape[-2], window)
+    cols = _valid_blur_matrix(x.shape[-1], window).T
 
-    def blur(image: torch.Tensor) -> torch.Tensor:  # valid separable filtering: interior only
-        return F.conv2d(F.conv2d(image, kernel_h, groups=channels), kernel_v, groups=channels)
+    def blur(image: torch.Tensor) -> torch.Tensor:
+        return rows @ image @ cols
 
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2
