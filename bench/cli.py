@@ -22,28 +22,18 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="train (or load) a model, evaluate it, write a run directory and report")
-    run.add_argument("--model", required=True, help="model name (see `bench ls`)")
-    run.add_argument("--preset", default="quick", choices=PRESETS)
-    run.add_argument("--data", default="synth", help="'synth' (embedded generator) or a dataset directory")
+    _model_arguments(run)
     run.add_argument("--checkpoint", type=Path, help="evaluate this checkpoint instead of training")
     run.add_argument("--out", type=Path, help="run directory (default runs/MODEL-PRESET-TIME)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--uncertainty", choices=UNCERTAINTY_MODES, help="uncertainty training mode (default: the preset's)")
     run.add_argument("--yaw-bins", type=_yaw_edges, metavar="LOW,HIGH",
                      help="|yaw| edges of the frontal / moderate / extreme bins (default 15,30)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     trainer = commands.add_parser("train", help="train a model (resumable; runs under torchrun for DDP)")
-    trainer.add_argument("--model", required=True, help="model name (see `bench ls`)")
-    trainer.add_argument("--preset", default="quick", choices=PRESETS)
-    trainer.add_argument("--data", default="synth", help="'synth' (embedded generator) or a dataset directory")
+    _model_arguments(trainer)
     trainer.add_argument("--steps", type=int, help="total optimiser steps (default: the preset's)")
     trainer.add_argument("--out", type=Path, help="output directory (default runs/train/MODEL-PRESET-seedN)")
     trainer.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    trainer.add_argument("--seed", type=int, default=0)
-    trainer.add_argument("--uncertainty", choices=UNCERTAINTY_MODES, help="uncertainty training mode (default: the preset's)")
-    trainer.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     commands.add_parser("ls", help="list the models")
 
@@ -73,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     sheet.add_argument("--out", type=Path, default=Path("contact_sheet.png"))
     sheet.add_argument("--frames", type=int, default=6)
     return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `run` and `train` share: which model, preset, data, seed and uncertainty mode."""
+    parser.add_argument("--model", required=True, help="model name (see `bench ls`)")
+    parser.add_argument("--preset", default="quick", choices=PRESETS)
+    parser.add_argument("--data", default="synth", help="'synth' (embedded generator) or a dataset directory")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--uncertainty", choices=UNCERTAINTY_MODES, help="uncertainty training mode (default: the preset's)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _yaw_edges(text: str) -> tuple[float, float]:
