@@ -195,14 +195,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "synth":
         config = preset_config(args.preset, seed=args.seed)
         if args.out:
-            import dataclasses
-
-            from bench.synth import SynthConfig, generate_dataset
             from bench.rundir import prepare_run_dir
+            from bench.synth import generate_dataset
 
-            names = {f.name for f in dataclasses.fields(SynthConfig)}
-            synth = SynthConfig(**{k: v for k, v in dataclasses.asdict(config.data).items() if k in names})
-            dataset = generate_dataset(synth, prepare_run_dir(args.out), workers=args.workers)
+            dataset = generate_dataset(config.data.synth, prepare_run_dir(args.out), workers=args.workers)
         else:
             dataset = load_data(config)
         counts = {s: len(dataset.split(s)) for s in ("train", "test")}

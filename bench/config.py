@@ -7,22 +7,18 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from bench.synth.dataset import SynthConfig
+
 PRESETS = ("smoke", "quick", "paper")
 POSE_BINS = (("frontal", 0.0, 15.0), ("moderate", 15.0, 30.0), ("extreme", 30.0, 90.0))
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Synthetic data settings (ignored when ``source`` is a directory)."""
+    """Where the clips come from: the embedded generator (with its settings) or a dataset directory."""
 
     source: str = "synth"  # "synth" or a dataset directory in the clip format
-    seed: int = 0
-    size: int = 128
-    fps: float = 25.0
-    seconds: float = 2.0
-    identities: int = 6
-    train_clips: int = 18
-    test_clips_per_stratum: int = 3
+    synth: SynthConfig = field(default_factory=SynthConfig)  # used when source == "synth"
 
 
 @dataclass(frozen=True)
@@ -85,6 +81,8 @@ class RunConfig:
             if f.name not in data:
                 continue
             value = data[f.name]
+            if f.name == "data":
+                value = {**value, "synth": SynthConfig(**value.get("synth", {}))}
             if f.name == "eval":  # JSON turns tuples into lists
                 value = {k: tuple(v) if k in ("networks", "yaw_edges") else v for k, v in value.items()}
             kwargs[f.name] = parts[f.name](**value) if f.name in parts else value
@@ -99,7 +97,8 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
     if preset == "smoke":
         return replace(
             base,
-            data=DataConfig(size=64, seconds=0.8, identities=2, train_clips=3, test_clips_per_stratum=1),
+            data=DataConfig(synth=SynthConfig(size=64, seconds=0.8, identities=2, train_clips=3,
+                                              test_clips_per_stratum=1)),
             net=ModelConfig(image_size=32, n_refs=2, channels=16),
             train=TrainConfig(steps=6, batch_size=4, log_every=2),
             eval=replace(base.eval, bootstrap=100, samples_per_bin=1, networks=("lpips",), sync_steps=4),
@@ -107,7 +106,8 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
     if preset == "paper":
         return replace(
             base,
-            data=DataConfig(size=256, seconds=4.0, identities=24, train_clips=600, test_clips_per_stratum=40),
+            data=DataConfig(synth=SynthConfig(size=256, seconds=4.0, identities=24, train_clips=600,
+                                              test_clips_per_stratum=40)),
             net=ModelConfig(image_size=256, n_refs=5, channels=64, perceptual_weight=10.0),
             train=TrainConfig(steps=200_000, batch_size=24, lr=1e-4),
         )

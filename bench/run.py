@@ -35,11 +35,9 @@ def cache_root() -> Path:
 
 def load_data(config: RunConfig, progress: bool = True) -> Dataset:
     if config.data.source == "synth":
-        from bench.synth import SynthConfig, ensure_dataset
+        from bench.synth import ensure_dataset
 
-        names = {f.name for f in dataclasses.fields(SynthConfig)}
-        synth = SynthConfig(**{k: v for k, v in dataclasses.asdict(config.data).items() if k in names})
-        return ensure_dataset(synth, cache_root() / "data", progress=progress)
+        return ensure_dataset(config.data.synth, cache_root() / "data", progress=progress)
     return open_dataset(config.data.source)
 
 
