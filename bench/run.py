@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -19,7 +18,8 @@ from bench.config import RunConfig, stable_hash
 from bench.evaluate import EvalResult, evaluate, metric_networks, summarise
 from bench.frames import ClipTensors, prepare_clip
 from bench.models import build_model, model_class
-from bench.rundir import check_run_dir_free, file_sha256, new_manifest, prepare_run_dir, write_json
+from bench.rundir import (check_run_dir_free, file_sha256, finish_run, mark_failed, new_manifest,
+                          prepare_run_dir, write_json)
 from bench.train import load_checkpoint, pick_device, train
 
 log = logging.getLogger(__name__)
@@ -139,31 +139,8 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
                                       "copyref", config.eval, config.seed)
             summary["floor"] = {"model": "copyref", "metrics": floor_summary["metrics"]}
         timings["eval_s"] = time.perf_counter() - started
-
-        result.frames.to_parquet(run_dir / "frames.parquet", index=False)
-        if result.clips is not None:
-            result.clips.to_parquet(run_dir / "clips.parquet", index=False)
-        np.savez(run_dir / "curves.npz", fraction=result.fractions, **result.curves)
-        if result.samples:
-            np.savez(run_dir / "samples.npz", **result.samples)
-        write_json(run_dir / "summary.json", summary)
-        manifest["timings"] = timings
-        manifest["status"] = "scored"  # results written; the report is the last step
-        write_json(run_dir / "manifest.json", manifest)
-
-        report_path = None
-        if report:
-            from bench.report import render_report
-
-            started = time.perf_counter()
-            report_path = render_report(run_dir)
-            timings["report_s"] = time.perf_counter() - started
-        manifest["timings"] = timings
-        manifest["status"] = "complete"
-        write_json(run_dir / "manifest.json", manifest)
     except BaseException as error:
-        manifest["status"] = "failed"
-        manifest["error"] = f"{type(error).__name__}: {error}"
-        write_json(run_dir / "manifest.json", manifest)
+        mark_failed(run_dir, manifest, error)
         raise
+    report_path = finish_run(run_dir, manifest, result, summary, timings, report)
     return RunOutcome(run_dir=run_dir, summary=summary, floor=floor_summary, report=report_path)

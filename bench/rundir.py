@@ -17,6 +17,7 @@ import json
 import math
 import platform
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,43 @@ def new_manifest(model: str, config: dict[str, Any], seed: int) -> dict[str, Any
         "timings": {},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def mark_failed(run_dir: Path, manifest: dict[str, Any], error: BaseException) -> None:
+    manifest.update(status="failed", error=f"{type(error).__name__}: {error}")
+    write_json(run_dir / "manifest.json", manifest)
+
+
+def finish_run(run_dir: Path, manifest: dict[str, Any], result: Any, summary: dict[str, Any],
+               timings: dict[str, float], report: bool) -> Path | None:
+    """Write the results (an EvalResult), then the report: status "scored", then "complete".
+
+    Any failure marks the manifest "failed" with the error and re-raises; files already written stay.
+    Returns the report's path, or None without a report.
+    """
+    try:
+        result.frames.to_parquet(run_dir / "frames.parquet", index=False)
+        if result.clips is not None:
+            result.clips.to_parquet(run_dir / "clips.parquet", index=False)
+        np.savez(run_dir / "curves.npz", fraction=result.fractions, **result.curves)
+        if result.samples:
+            np.savez(run_dir / "samples.npz", **result.samples)
+        write_json(run_dir / "summary.json", summary)
+        manifest.update(status="scored", timings=timings)  # results written; the report is the last step
+        write_json(run_dir / "manifest.json", manifest)
+        report_path = None
+        if report:
+            from bench.report import render_report
+
+            started = time.perf_counter()
+            report_path = render_report(run_dir)
+            timings["report_s"] = time.perf_counter() - started
+        manifest.update(status="complete", timings=timings)
+        write_json(run_dir / "manifest.json", manifest)
+        return report_path
+    except BaseException as error:
+        mark_failed(run_dir, manifest, error)
+        raise
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:

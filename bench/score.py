@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 
 from bench import video
 from bench.config import POSE_BINS, EvalConfig
-from bench.rundir import check_run_dir_free, file_sha256, new_manifest, prepare_run_dir, read_summary, write_json
+from bench.rundir import (check_run_dir_free, file_sha256, finish_run, new_manifest, prepare_run_dir,
+                          read_summary, write_json)
 from bench.scoring import EvalResult, FrameScorer, summarise
 
 log = logging.getLogger(__name__)
@@ -258,14 +259,6 @@ def _unbinned_samples(pool: dict[str, list[dict]], count: int) -> dict[str, np.n
     return {key: np.stack([np.asarray(items[i][key]) for i in picks]) for key in items[0]}
 
 
-def _write(run_dir: Path, result: EvalResult, summary: dict[str, Any]) -> None:
-    result.frames.to_parquet(run_dir / "frames.parquet", index=False)
-    np.savez(run_dir / "curves.npz", fraction=result.fractions, **result.curves)
-    if result.samples:
-        np.savez(run_dir / "samples.npz", **result.samples)
-    write_json(run_dir / "summary.json", summary)
-
-
 def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None, config: EvalConfig, seed: int,
          report: bool, progress: bool, batch: bool) -> Path:
     started = time.perf_counter()
@@ -295,22 +288,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
     timings["score_s"] = time.perf_counter() - started
     prepare_run_dir(run_dir)  # only now: a failure above leaves no directory behind
     write_json(run_dir / "manifest.json", manifest)
-    try:
-        _write(run_dir, result, summary)
-        manifest.update(status="scored", timings=timings)
-        write_json(run_dir / "manifest.json", manifest)
-        if report:
-            from bench.report import render_report
-
-            started = time.perf_counter()
-            render_report(run_dir)
-            timings["report_s"] = time.perf_counter() - started
-        manifest.update(status="complete", timings=timings)
-        write_json(run_dir / "manifest.json", manifest)
-    except BaseException as error:
-        manifest.update(status="failed", error=f"{type(error).__name__}: {error}")
-        write_json(run_dir / "manifest.json", manifest)
-        raise
+    finish_run(run_dir, manifest, result, summary, timings, report)
     return run_dir
 
 

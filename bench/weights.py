@@ -27,6 +27,8 @@ from typing import Any, Iterator
 
 import torch
 
+from bench.rundir import file_sha256
+
 log = logging.getLogger(__name__)
 
 FETCH_COMMAND = "bench weights fetch"
@@ -117,14 +119,6 @@ def _fetch_hint(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- hashing
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def tensor_digest(state: dict[str, torch.Tensor]) -> str:
     """sha256 of a canonical serialisation (sorted keys, dtype, shape, raw bytes; little-endian on every platform
