@@ -63,7 +63,7 @@ def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config
              networks: dict[str, nn.Module] | None = None) -> EvalResult:
     model.eval()
     networks = networks or {}
-    scorer = FrameScorer(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"))
+    scorer = FrameScorer.with_networks(config, networks)
     sync_model = networks.get("sync")
     bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not progress, leave=False)
     for clip in clips:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from bench import video
 from bench.config import POSE_BINS, EvalConfig
+from bench.evaluate import metric_networks
 from bench.rundir import (check_run_dir_free, file_sha256, finish_run, new_manifest, prepare_run_dir,
                           read_summary, write_json)
 from bench.scoring import EvalResult, FrameScorer, summarise
@@ -215,26 +216,10 @@ def _meta(pair: Pair, frame: int) -> dict[str, Any]:
             "yaw": nan, "pitch": nan, "roll": nan}
 
 
-def _networks(config: EvalConfig, device: torch.device) -> dict[str, torch.nn.Module]:
-    """LPIPS / FID networks the config asks for (missing weights: one line naming `bench weights fetch`)."""
-    if not getattr(config, "networks", ()):
-        return {}
-    from bench.evaluate import metric_networks
-
-    return metric_networks(config, device)
-
-
-def _scorer(config: EvalConfig, networks: dict[str, torch.nn.Module]) -> FrameScorer:
-    if not networks:
-        return FrameScorer(config)
-    return FrameScorer(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"))
-
-
-@torch.no_grad()
 def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, torch.nn.Module] | None = None,
                 device: torch.device | str = "cpu", progress: bool = True) -> EvalResult:
     """Stream every pair through one FrameScorer (region None: the whole frame)."""
-    scorer = _scorer(config, networks or {})
+    scorer = FrameScorer.with_networks(config, networks)
     bar = tqdm(total=sum(p.n_frames for p in pairs), desc="score", unit="frame", disable=not progress, leave=False)
     for pair in pairs:
         for start, pred, gt, u in stream_pair(pair, _frames_per_batch(config, pair.height, pair.width)):
@@ -268,7 +253,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
     from bench.train import pick_device
 
     device = pick_device()
-    networks = _networks(config, device)
+    networks = metric_networks(config, device)
     settings = {**{k: None if v is None else str(Path(v).resolve()) for k, v in inputs.items()},
                 "batch": batch, "region": REGION, "eval": dataclasses.asdict(config)}
     manifest = new_manifest(MODEL_NAME, settings, seed)
@@ -330,7 +315,7 @@ def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfi
         raise ScoreError(f"unknown metric '{name}'; choose one of {', '.join(FRAME_METRICS)}")
     pair = check_pair(_clip_id(Path(pred)), Path(pred), Path(gt))
     config = _with_networks(config, ("lpips",) if name == "lpips" else ())
-    networks = _networks(config, torch.device("cpu"))
+    networks = metric_networks(config, torch.device("cpu"))
     result = score_pairs([pair], config, networks, progress=False)
     return [float(v) for v in result.frames[name]]
 

@@ -78,6 +78,12 @@ class FrameScorer:
         self.sample_pool: dict[str, list[dict]] = {}
         self.has_uncertainty: bool | None = None
 
+    @classmethod
+    def with_networks(cls, config: EvalConfig, networks: dict[str, torch.nn.Module] | None) -> "FrameScorer":
+        """A scorer using the networks ``bench.evaluate.metric_networks`` built ("lpips", "fid")."""
+        networks = networks or {}
+        return cls(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"))
+
     def add_clip(self, info: dict[str, Any], values: dict[str, float]) -> None:
         """Clip-level scores (e.g. LSE); ``info["yaw"]`` is the clip's mean |yaw| for its pose bin."""
         group = pose_bin(abs(float(info.get("yaw", float("nan")))), self.bins)
