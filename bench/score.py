@@ -314,19 +314,12 @@ def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfi
     if name not in FRAME_METRICS:
         raise ScoreError(f"unknown metric '{name}'; choose one of {', '.join(FRAME_METRICS)}")
     pair = check_pair(_clip_id(Path(pred)), Path(pred), Path(gt))
-    config = _with_networks(config, ("lpips",) if name == "lpips" else ())
+    config = dataclasses.replace(config, networks=("lpips",) if name == "lpips" else ())
     networks = metric_networks(config, torch.device("cpu"))
     result = score_pairs([pair], config, networks, progress=False)
     return [float(v) for v in result.frames[name]]
 
 
-def _with_networks(config: EvalConfig, networks: tuple[str, ...]) -> EvalConfig:
-    if not hasattr(config, "networks"):
-        return config
-    return dataclasses.replace(config, networks=networks)
-
-
-# ---------------------------------------------------------------- command line
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score", help="score any model's output videos against ground truth; write a run directory and report",
@@ -357,7 +350,7 @@ def run_cli(args: argparse.Namespace) -> int:
         for value in score_metric(args.metric, args.pred, args.gt):
             print(repr(value))
         return 0
-    config = _with_networks(EvalConfig(), ()) if args.no_networks else EvalConfig()
+    config = EvalConfig(networks=()) if args.no_networks else EvalConfig()
     run_dir = score(args.pred, args.gt, args.out, args.uncertainty, args.audio, config=config, seed=args.seed,
                     report=not args.no_report, progress=not args.no_progress)
     from bench.cli import results_table
