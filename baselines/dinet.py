@@ -24,8 +24,8 @@ Different from DINet:
     64 in the alignment encoder; DINet has 64/128/256 and 128) so it costs about what JULNet costs;
   * AdaAT is JULNet's module (zero-initialised to the identity warp; scale in (0.5, 1.5), rotation
     within +-45 degrees) rather than DINet's wider ranges (scale in (0, 2), any rotation);
-  * the plug-in ``UncertaintyHead`` on the last decoder features; no GAN, perceptual or sync loss yet
-    (they come with the shared losses later).
+  * the plug-in ``UncertaintyHead`` on the last decoder features; the LSGAN, VGG perceptual and sync
+    losses are the shared ones (``bench.critics``, ``julnet.perceptual``), set by config weights.
 
 How it differs from ``julnet`` in this repository (the point of having it): JULNet conditions AdaAT on
 pooled encoder features directly, warps reference features at two scales (S/4 and S/2) with the same

@@ -20,10 +20,11 @@ normalisation on the 1 x 1 layers, so a batch of one still trains; the output is
 JULNet's (given pixels pass through, the network fills the blanked half) and the plug-in
 ``UncertaintyHead`` reads the last decoder features.
 
-Left out for now: Wav2Lip's visual-quality discriminator (GAN loss) and the pretrained lip-sync
-expert loss (``baselines.syncnet`` is that expert). Both come with the shared GAN and sync losses
-later; until then this model trains on the reconstruction loss alone (L1, or the uncertainty-weighted
-loss of ``julnet.uncertainty``), which corresponds to Wav2Lip's L1 term only.
+Wav2Lip's other two losses are the shared ones of ``bench.critics``, switched on by config
+(``net.gan_weight``, ``net.sync_weight``; both off in the CPU presets): an LSGAN discriminator on the
+lower half (Wav2Lip's visual-quality discriminator is a BCE GAN on the lower half; this one is least
+squares, as DINet's and JULNet's) and -log P(in sync) from the frozen ``syncnet`` expert on five
+consecutive generated frames (Wav2Lip's weights are 0.07 and 0.03).
 """
 from __future__ import annotations
 

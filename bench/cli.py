@@ -72,6 +72,10 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="synth", help="'synth' (embedded generator) or a dataset directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--uncertainty", choices=UNCERTAINTY_MODES, help="uncertainty training mode (default: the preset's)")
+    parser.add_argument("--gan-weight", type=float, help="weight of the LSGAN term (default: the preset's)")
+    parser.add_argument("--sync-weight", type=float,
+                        help="weight of the sync expert's term (default: the preset's; bench run trains the expert)")
+    parser.add_argument("--sync-expert", type=Path, help="a syncnet checkpoint for the sync loss")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -123,6 +127,15 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
     config = replace(config, data=replace(config.data, source=args.data))
     if args.uncertainty:
         config = replace(config, net=replace(config.net, uncertainty=args.uncertainty))
+    for flag in ("gan_weight", "sync_weight"):
+        if getattr(args, flag, None) is not None:
+            config = replace(config, net=replace(config.net, **{flag: getattr(args, flag)}))
+    if getattr(args, "sync_expert", None):
+        if not args.sync_expert.is_file():
+            from bench.run import RunError
+
+            raise RunError(f"{args.sync_expert}: sync expert checkpoint not found")
+        config = replace(config, train=replace(config.train, sync_expert=str(args.sync_expert.resolve())))
     if getattr(args, "yaw_bins", None):
         config = replace(config, eval=replace(config.eval, yaw_edges=args.yaw_bins))
     if getattr(args, "steps", None):
@@ -157,6 +170,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = _config_from_args(args)
     out = args.out or Path("runs") / "train" / f"{args.model}-{args.preset}-seed{args.seed}"
+    if config.net.sync_weight > 0 and not config.train.sync_expert and getattr(model_class(args.model), "generator", True):
+        raise RunError("--sync-weight > 0 needs --sync-expert PATH (train one: bench train --model syncnet)")
     if not args.resume and (out / "last.pt").exists():
         raise RunError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
     device = pick_device()

@@ -30,6 +30,8 @@ class ModelConfig:
     lun2_weight: float = 1.0
     hist_bins: int = 11
     perceptual_weight: float = 0.0  # VGG perceptual loss (DINet: 10); off on CPU presets (about 1 s a step)
+    gan_weight: float = 0.0  # LSGAN term against a lower-half PatchGAN discriminator (DINet: 1)
+    sync_weight: float = 0.0  # lip-sync expert term, -log P(in sync) (DINet: 0.1; Wav2Lip: 0.03)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class TrainConfig:
     log_every: int = 25
     save_every: int = 100  # last.pt is rewritten this often
     compile: bool = False  # torch.compile the training step
+    sync_expert: str = ""  # a trained syncnet checkpoint, needed when net.sync_weight > 0 (bench run supplies one)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
             base,
             data=DataConfig(synth=SynthConfig(size=256, seconds=4.0, identities=24, train_clips=600,
                                               test_clips_per_stratum=40)),
-            net=ModelConfig(image_size=256, n_refs=5, channels=64, perceptual_weight=10.0),
+            net=ModelConfig(image_size=256, n_refs=5, channels=64, perceptual_weight=10.0, gan_weight=1.0,
+                            sync_weight=0.1),
             train=TrainConfig(steps=200_000, batch_size=24, lr=1e-4),
         )
     return base

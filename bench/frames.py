@@ -149,3 +149,40 @@ class TrainSampler:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.generator.set_state(state["generator"])
+
+
+WINDOW = 5  # consecutive frames per window: what the sync expert scores
+
+
+class WindowSampler(TrainSampler):
+    """Windows of five consecutive targets (t-2 ... t+2) for training with the sync expert's loss.
+
+    ``sample(batch_size)`` draws ``max(1, batch_size // 5)`` windows and returns the usual batch with
+    the windows' frames in order (window-major), plus ``sync_mel``: the mel window of each middle
+    frame, which covers the same 0.2 s as the five frames (see ``baselines.syncnet``). References
+    keep ``MIN_REF_GAP`` from every frame of their window.
+    """
+
+    def __init__(self, clips: list[ClipTensors], n_refs: int, seed: int) -> None:
+        usable = [clip for clip in clips if clip.n_frames >= WINDOW + 2 * MIN_REF_GAP]
+        if not usable:
+            raise ValueError(f"sync-loss training needs clips of at least {WINDOW + 2 * MIN_REF_GAP} frames")
+        super().__init__(usable, n_refs, seed)
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        half = WINDOW // 2
+        picks = torch.randint(len(self.clips), (max(1, batch_size // WINDOW),), generator=self.generator)
+        parts, sync_mel = [], []
+        for index in picks.tolist():
+            clip = self.clips[index]
+            n = clip.n_frames
+            centre = half + int(torch.randint(n - 2 * half, (1,), generator=self.generator))
+            targets = torch.arange(centre - half, centre + half + 1)
+            span = n - WINDOW - 2 * MIN_REF_GAP + 1
+            offsets = torch.randint(span, (1, self.n_refs), generator=self.generator)
+            refs = ((centre + half + MIN_REF_GAP + offsets) % n).expand(WINDOW, -1)
+            parts.append(make_batch(clip, targets, refs, device))
+            sync_mel.append(clip.mel[centre])
+        batch = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+        batch["sync_mel"] = torch.stack(sync_mel).to(device)
+        return batch

@@ -50,8 +50,11 @@ def prepare_split(dataset: Dataset, split: str, image_size: int, progress: bool 
 
 
 def checkpoint_key(config: RunConfig, data_hash: str) -> str:
+    train = dataclasses.asdict(config.train)
+    if train["sync_expert"]:  # the expert's content, not where this machine keeps it
+        train["sync_expert"] = file_sha256(Path(train["sync_expert"]))
     return stable_hash({"model": config.model, "net": dataclasses.asdict(config.net),
-                        "train": dataclasses.asdict(config.train), "seed": config.seed, "data": data_hash})
+                        "train": train, "seed": config.seed, "data": data_hash})
 
 
 @dataclass
@@ -115,13 +118,20 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
     manifest["data"] = {"source": config.data.source, "hash": dataset.content_hash, "root": str(dataset.root)}
 
     started = time.perf_counter()
+    expert = None
+    if config.eval.sync == "local" or (config.net.sync_weight > 0 and not config.train.sync_expert):
+        # The project's own SyncNet expert on the same data, trained and cached once: the lip-sync
+        # scorer, and the generator's sync loss when that is on and no expert was named.
+        sync_config = replace(config, model="syncnet",
+                              train=replace(config.train, steps=config.eval.sync_steps, sync_expert=""))
+        expert, _, manifest["sync_expert"] = obtain_model(sync_config, dataset, None, device, progress)
+        if config.net.sync_weight > 0 and not config.train.sync_expert:
+            config = replace(config, train=replace(config.train, sync_expert=manifest["sync_expert"]["path"]))
     model, config, manifest["checkpoint"] = obtain_model(
         config, dataset, Path(checkpoint) if checkpoint else None, device, progress)
     manifest["config"] = config.to_dict()
     if config.eval.sync == "local":
-        # The lip-sync scorer: the project's own SyncNet expert on the same data, trained and cached once.
-        sync_config = replace(config, model="syncnet", train=replace(config.train, steps=config.eval.sync_steps))
-        networks["sync"], _, manifest["sync_expert"] = obtain_model(sync_config, dataset, None, device, progress)
+        networks["sync"] = expert
     timings["train_s"] = time.perf_counter() - started
     prepare_run_dir(run_dir)
     write_json(run_dir / "manifest.json", manifest)

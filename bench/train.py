@@ -1,6 +1,8 @@
 """One training loop for every trainable model, checkpoints that load without flags, exact resume, DDP.
 
-A model takes part by defining ``training_loss(batch) -> (loss, logs)``. A checkpoint holds model,
+A model takes part by defining ``training_loss(batch) -> (loss, logs)``; a generator's also takes
+the run's ``Critics`` (``bench.critics``: the LSGAN discriminator, trained here in step with it, and
+the frozen sync expert) when ``net.gan_weight`` or ``net.sync_weight`` is set. A checkpoint holds model,
 optimiser and scheduler state, the sampler's and torch's RNG states, the step and the full run
 config as plain data, so ``torch.load(..., weights_only=True)`` reads it and nothing else is needed
 to rebuild the model or to continue training bit-exactly (on CPU with a fixed seed).
@@ -25,7 +27,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.config import RunConfig
-from bench.frames import ClipTensors, TrainSampler
+from bench.critics import Critics
+from bench.frames import ClipTensors, TrainSampler, WindowSampler
 from bench.models import build_model
 
 log = logging.getLogger(__name__)
@@ -68,12 +71,15 @@ def init_distributed(device: torch.device) -> DistInfo:
 class _LossModule(nn.Module):
     """Routes ``training_loss`` through ``forward`` so DDP's gradient hooks are armed each step."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, critics: Critics | None = None) -> None:
         super().__init__()
         self.model = model
+        object.__setattr__(self, "critics", critics)  # not a submodule: the discriminator has its own DDP
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.model.training_loss(batch)
+        if self.critics is None:
+            return self.model.training_loss(batch)
+        return self.model.training_loss(batch, self.critics)
 
 
 def _rng_state() -> dict[str, torch.Tensor]:
@@ -105,8 +111,13 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer, schedule = _optimiser(model, config)
-    # A model that trains on other batches (SyncNet: in-sync and shifted pairs) names its sampler.
-    sampler_class = getattr(model, "sampler_class", TrainSampler)
+    critics = None
+    if getattr(model, "generator", True) and (config.net.gan_weight > 0 or config.net.sync_weight > 0):
+        critics = Critics(config, device, distributed=info.enabled)
+    # A model that trains on other batches (SyncNet: in-sync and shifted pairs) names its sampler;
+    # the sync expert's loss needs windows of consecutive frames.
+    default_sampler = WindowSampler if critics is not None and critics.expert is not None else TrainSampler
+    sampler_class = getattr(model, "sampler_class", default_sampler)
     sampler = sampler_class(clips, config.net.n_refs, seed=config.seed + info.rank)
     step = 0
     out = Path(out_dir) if out_dir else None
@@ -118,11 +129,13 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
+        if critics is not None:
+            critics.load_state_dict(state.get("critics", {}))
         torch.set_rng_state(state["rng"]["torch"])
         step = int(state["step"])
         log.info("resumed %s at step %d from %s", config.model, step, out / "last.pt")
 
-    runner: nn.Module = _LossModule(model)
+    runner: nn.Module = _LossModule(model, critics)
     if info.enabled:
         runner = nn.parallel.DistributedDataParallel(runner, device_ids=[device.index] if device.type == "cuda" else None)
     if settings.compile:
@@ -138,7 +151,8 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
 
     def checkpoint() -> dict[str, Any]:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                "sampler": sampler.state_dict(), "rng": _rng_state(), "step": step, "config": config.to_dict()}
+                "sampler": sampler.state_dict(), "rng": _rng_state(), "step": step, "config": config.to_dict(),
+                "critics": critics.state_dict() if critics is not None else {}}
 
     end = settings.steps if stop_after is None else min(settings.steps, stop_after)
     bar = tqdm(total=settings.steps, initial=step, desc=f"train {config.model}", unit="step",
@@ -160,6 +174,8 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
         schedule.step()
+        if critics is not None:
+            logs.update(critics.discriminator_step(autocast, settings.grad_clip))
         step += 1
         bar.update(1)
         if step % settings.log_every == 0 or step == end:

@@ -8,7 +8,8 @@ Data flow (S = image size):
       reference feature channel, applied with a sampling grid (DINet's Adaptive Affine Transformation)
   [source S/4, warped reference] -> residual blocks -> decoder with source skips -> RGB and log-scale;
   the RGB output fills the masked region, the given pixels pass through unchanged (inpainting).
-The full model (multi-scale AdaAT, GAN, perceptual, sync and histogram losses) extends this one.
+Losses: the reconstruction loss of ``julnet.uncertainty`` (L1, Lun1 or Lun1 + Lun2), plus by config
+weight the VGG perceptual loss, the LSGAN term and the sync expert's term (``bench.critics``).
 """
 from __future__ import annotations
 

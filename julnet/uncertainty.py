@@ -8,12 +8,16 @@ error is averaged over colour channels first, so one scale serves the three chan
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from bench.frames import mouth_mask
 from julnet.histogram import histogram_kl
+
+if TYPE_CHECKING:
+    from bench.critics import Critics
 
 UNCERTAINTY_MODES = ("none", "lun1", "joint")
 
@@ -89,7 +93,9 @@ class InpaintingGenerator(nn.Module):
             log_scale = torch.zeros_like(log_scale)  # no trained head: an uninformative map
         return pred, log_scale
 
-    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def training_loss(self, batch: dict[str, torch.Tensor],
+                      critics: Critics | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Pixel loss (+ VGG perceptual) (+ the critics' adversarial and sync terms, when given)."""
         pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
         region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
         loss, logs = reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
@@ -98,6 +104,10 @@ class InpaintingGenerator(nn.Module):
             perceptual = self._perceptual(pred.device)(pred, batch["target"])
             loss = loss + self.config.perceptual_weight * perceptual
             logs["perceptual"] = perceptual.item()
+        if critics is not None:
+            extra, extra_logs = critics.generator_terms(pred, batch)
+            loss = loss + extra
+            logs.update(extra_logs)
         return loss, logs
 
     def _perceptual(self, device: torch.device) -> nn.Module:

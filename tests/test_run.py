@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from bench.cli import main
 from bench.config import POSE_BINS, pose_bin
@@ -132,16 +133,22 @@ def test_missing_weights_fail_fast_naming_the_fetch_command(cache, tmp_path, mon
     assert not (tmp_path / "w").exists()
 
 
-@pytest.mark.parametrize("model,mode", [("julnet", "lun1"), ("wav2lip", "joint"), ("dinet", "joint")])
-def test_every_generator_and_mode_reports_calibration_per_pose_bin(model, mode, cache, provisioned, tmp_path,
+@pytest.mark.parametrize("model,mode,losses", [("julnet", "lun1", []), ("dinet", "joint", []),
+                                               ("wav2lip", "joint", ["--gan-weight", "1", "--sync-weight", "0.1"])])
+def test_every_generator_and_mode_reports_calibration_per_pose_bin(model, mode, losses, cache, provisioned, tmp_path,
                                                                    monkeypatch):
     monkeypatch.setenv("TALKBENCH_CACHE", str(cache))
     out = tmp_path / f"{model}-{mode}"
     assert main(["run", "--model", model, "--uncertainty", mode, "--preset", "smoke", "--out", str(out),
-                 "--no-progress", "--no-report"]) == 0
+                 "--no-progress", "--no-report", *losses]) == 0
     summary = json.loads((out / "summary.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["net"]["uncertainty"] == mode and summary["model"] == model
+    if losses:  # bench run trained the sync expert first and handed it to the generator's training
+        expert = manifest["sync_expert"]["path"]
+        assert manifest["config"]["train"]["sync_expert"] == expert and manifest["config"]["net"]["gan_weight"] == 1
+        final = torch.load(manifest["checkpoint"]["path"], weights_only=True)
+        assert {"gan_g", "gan_d", "sync"} <= set(final["final_logs"]) and final["critics"]["discriminator"]
     for block in [summary["metrics"], *summary["by_pose"].values()]:
         for name in ("ause", "nll", "miscal_area", "unc_spearman", "fail_auroc", "hist_kl"):
             assert name in block

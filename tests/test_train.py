@@ -23,8 +23,25 @@ def _fresh(config) -> torch.nn.Module:
     return build_model(config.model, config.net)
 
 
-def test_kill_and_resume_is_bit_identical_to_a_straight_run(tmp_path):
+@pytest.fixture(scope="module")
+def sync_expert(tmp_path_factory) -> Path:
+    """A tiny trained syncnet checkpoint at the fixtures' resolution (for the sync-loss paths)."""
+    out = tmp_path_factory.mktemp("expert")
+    config = replace(tiny_config(steps=2), model="syncnet")
+    train(_fresh(config), fake_clips(), config, progress=False, out_dir=out)
+    return out / "final.pt"
+
+
+def _with_critics(config, expert: Path):
+    return replace(config, net=replace(config.net, gan_weight=1.0, sync_weight=0.1),
+                   train=replace(config.train, sync_expert=str(expert)))
+
+
+@pytest.mark.parametrize("critics", [False, True], ids=["pixel-loss", "gan+sync"])
+def test_kill_and_resume_is_bit_identical_to_a_straight_run(tmp_path, critics, request):
     config, clips = tiny_config(steps=6), fake_clips()
+    if critics:  # the discriminator, its optimiser and the window sampler must resume exactly too
+        config = _with_critics(config, request.getfixturevalue("sync_expert"))
     straight, _ = train(_fresh(config), clips, config, progress=False, out_dir=tmp_path / "a")
     train(_fresh(config), clips, config, progress=False, out_dir=tmp_path / "b", stop_after=2)
     assert not (tmp_path / "b" / "final.pt").exists() and (tmp_path / "b" / "last.pt").exists()
@@ -32,6 +49,11 @@ def test_kill_and_resume_is_bit_identical_to_a_straight_run(tmp_path):
     resumed, state = train(other, clips, config, progress=False, out_dir=tmp_path / "b", resume=True)
     assert state["step"] == 6
     assert torch.equal(_weights(straight), _weights(resumed))
+    if critics:
+        final = torch.load(tmp_path / "a" / "final.pt", weights_only=True)
+        assert {"gan_g", "gan_d", "sync"} <= set(state["final_logs"])
+        for name, value in final["critics"]["discriminator"].items():
+            assert torch.equal(value, state["critics"]["discriminator"][name]), name
     reloaded, saved_config, _ = load_checkpoint(tmp_path / "b" / "final.pt")
     assert saved_config == config and torch.equal(_weights(reloaded), _weights(straight))
     # a straight run that differs (other seed) is not identical: the comparison can fail
@@ -58,19 +80,21 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_process_gloo_ddp_keeps_ranks_in_sync(tmp_path):
+def test_two_process_gloo_ddp_keeps_ranks_in_sync(tmp_path, sync_expert):
     worker = Path(__file__).with_name("ddp_worker.py")
     env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
            "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(worker), str(tmp_path)],
+    procs = [subprocess.Popen([sys.executable, str(worker), str(tmp_path), str(sync_expert)],
                               env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
     outputs = [p.communicate(timeout=240)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
-    assert torch.equal(rank0, rank1)  # gradients were averaged: both ranks took the same steps
+    # gradients were averaged: both ranks took the same generator and discriminator steps
+    assert torch.equal(rank0["generator"], rank1["generator"])
+    assert torch.equal(rank0["discriminator"], rank1["discriminator"])
     assert (tmp_path / "ckpt" / "final.pt").is_file()
     # each rank drew different batches, so the DDP run differs from a single-process run
-    config = tiny_config(steps=3)
+    config = _with_critics(tiny_config(steps=3), sync_expert)
     single, _ = train(_fresh(config), fake_clips(), config, progress=False)
-    assert not torch.equal(torch.cat([p.detach().flatten() for p in single.parameters()]), rank0)
+    assert not torch.equal(torch.cat([p.detach().flatten() for p in single.parameters()]), rank0["generator"])
