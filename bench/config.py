@@ -56,7 +56,7 @@ class EvalConfig:
     sparsification_step: float = 0.01
     sparsification_metric: str = "mae"  # or "rmse": the error measured on the pixels kept
     spearman_stride: int = 16  # every 16th generated pixel in raster order: a fixed, stated subsample
-    networks: tuple[str, ...] = ("lpips", "fid")  # metrics that need provisioned weights
+    networks: tuple[str, ...] = ("lpips", "fid", "lmd")  # metrics that need provisioned weights or MediaPipe
     fid_every: int = 5  # FID on every 5th frame: Inception at 299 px dominates CPU evaluation time
     yaw_edges: tuple[float, float] = (15.0, 30.0)  # |yaw| bin edges: frontal | moderate | extreme
     sync: str = "local"  # "local": LSE with the project's own SyncNet expert (trained, cached); "none"
@@ -104,7 +104,7 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
                                               test_clips_per_stratum=1)),
             net=ModelConfig(image_size=32, n_refs=2, channels=16),
             train=TrainConfig(steps=6, batch_size=4, log_every=2),
-            eval=replace(base.eval, bootstrap=100, samples_per_bin=1, networks=("lpips",), sync_steps=4),
+            eval=replace(base.eval, bootstrap=100, samples_per_bin=1, networks=("lpips", "lmd"), sync_steps=4),
         )
     if preset == "paper":
         return replace(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from bench.clips import ClipFormatError
 from bench.compare import CompareError
+from bench.landmarks import LandmarksUnavailableError
 from bench.models import UnknownModelError
 from bench.rundir import RunDirError
 from bench.run import RunError
@@ -23,5 +24,5 @@ def _report_error() -> type[Exception]:
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     ClipFormatError, UnknownModelError, RunDirError, RunError, CheckpointError, CompareError,
-    WeightsMissingError, OfficialWeightsError, _report_error(), VideoError, ScoreError,
+    WeightsMissingError, OfficialWeightsError, _report_error(), VideoError, ScoreError, LandmarksUnavailableError,
 )

@@ -48,9 +48,10 @@ def clip_sync(sync_model: nn.Module, frames_u8: torch.Tensor, mel: torch.Tensor)
 def metric_networks(config: EvalConfig, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
     """The networks ``config.networks`` asks for; missing weights raise one line naming `bench weights fetch`."""
     from bench.fid import build_inception
+    from bench.landmarks import build_landmarks
     from bench.lpips_metric import build_lpips
 
-    builders = {"lpips": build_lpips, "fid": build_inception}
+    builders = {"lpips": build_lpips, "fid": build_inception, "lmd": build_landmarks}
     unknown = set(config.networks) - set(builders)
     if unknown:
         raise ValueError(f"unknown metric networks {sorted(unknown)}; known: {sorted(builders)}")

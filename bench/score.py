@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "external"
 REGION = "full frame (external outputs carry no mask of generated pixels)"
 PIXEL_BUDGET = 1 << 21  # pixels per batch: 32 frames at 256 px, 1 at 1080p; bounds SSIM's scratch memory
-FRAME_METRICS = ("psnr", "ssim", "err_mean", "lpips")  # per-frame image metrics `--metric` can print
+FRAME_METRICS = ("psnr", "ssim", "err_mean", "lpips", "lmd")  # per-frame image metrics `--metric` can print
 
 
 class ScoreError(ValueError):
@@ -314,7 +314,7 @@ def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfi
     if name not in FRAME_METRICS:
         raise ScoreError(f"unknown metric '{name}'; choose one of {', '.join(FRAME_METRICS)}")
     pair = check_pair(_clip_id(Path(pred)), Path(pred), Path(gt))
-    config = dataclasses.replace(config, networks=("lpips",) if name == "lpips" else ())
+    config = dataclasses.replace(config, networks=(name,) if name in ("lpips", "lmd") else ())
     networks = metric_networks(config, torch.device("cpu"))
     result = score_pairs([pair], config, networks, progress=False)
     return [float(v) for v in result.frames[name]]
@@ -336,7 +336,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         help=f"print this metric per frame, one line each ({', '.join(FRAME_METRICS)})")
     parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default runs/score-STEM-TIME)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed")
-    parser.add_argument("--no-networks", action="store_true", help="skip LPIPS and FID (no pretrained weights)")
+    parser.add_argument("--no-networks", action="store_true", help="skip LPIPS, FID and LMD (no pretrained weights)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

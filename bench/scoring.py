@@ -25,7 +25,7 @@ from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
 
 PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
 # Frame-mean metrics: name -> higher is better. Calibration ones exist only with an uncertainty map.
-IMAGE_METRICS = {"psnr": True, "ssim": True, "psnr_mouth": True, "ssim_mouth": True, "lpips": False}
+IMAGE_METRICS = {"psnr": True, "ssim": True, "psnr_mouth": True, "ssim_mouth": True, "lpips": False, "lmd": False}
 FRAME_CALIBRATION = {"ause": False, "aurg": True, "nll": False, "nll_gaussian": False, "crps": False,
                      "hist_kl": False, "sharpness": False}
 POOLED_CALIBRATION = {"unc_spearman": True, "unc_pearson": True, "ause_pooled": False, "miscal_area": False,
@@ -57,8 +57,9 @@ class FrameScorer:
     """
 
     def __init__(self, config: EvalConfig, lpips_model: torch.nn.Module | None = None,
-                 inception: torch.nn.Module | None = None) -> None:
+                 inception: torch.nn.Module | None = None, landmarks: Any = None) -> None:
         self.config = config
+        self.landmarks = landmarks  # bench.landmarks.LandmarkDistance: LMD per frame
         self.bins = pose_bins(config.yaw_edges)
         self.lpips_model = lpips_model
         self.inception = inception
@@ -80,9 +81,10 @@ class FrameScorer:
 
     @classmethod
     def with_networks(cls, config: EvalConfig, networks: dict[str, torch.nn.Module] | None) -> "FrameScorer":
-        """A scorer using the networks ``bench.evaluate.metric_networks`` built ("lpips", "fid")."""
+        """A scorer using the networks ``bench.evaluate.metric_networks`` built ("lpips", "fid", "lmd")."""
         networks = networks or {}
-        return cls(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"))
+        return cls(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"),
+                   landmarks=networks.get("lmd"))
 
     def add_clip(self, info: dict[str, Any], values: dict[str, float]) -> None:
         """Clip-level scores (e.g. LSE); ``info["yaw"]`` is the clip's mean |yaw| for its pose bin."""
@@ -103,6 +105,7 @@ class FrameScorer:
                 lpips_values = lpips_distance(self.lpips_model, pred_u8 / 255.0, gt_u8 / 255.0).cpu().numpy()
         if self.inception is not None:
             self._update_fid(pred_u8, gt_u8, meta)
+        lmd_values = self.landmarks(pred_u8, gt_u8) if self.landmarks is not None else None
         if region is None:
             region = np.ones(error.shape[1:], dtype=bool)
         for i, info in enumerate(meta):
@@ -115,6 +118,8 @@ class FrameScorer:
                 row.update(_mouth_scores(pred_u8[i], gt_u8[i], box))
             if lpips_values is not None:
                 row["lpips"] = float(lpips_values[i])
+            if lmd_values is not None:
+                row["lmd"] = float(lmd_values[i])
             if u is not None:
                 row.update(self._calibrate(error[i][region], u[i][region], group))
             self.rows.append(row)
@@ -312,6 +317,9 @@ def _fid_entry(result: EvalResult, group: str) -> dict[str, Any]:
 
 
 CLIP_METRICS = {"lse_c_local": True, "lse_d_local": False}
+LMD_NOTE = ("lmd: mean distance between the 40 lip-contour points of MediaPipe's face mesh on the generated "
+            "and the ground-truth frame, divided by the ground truth's inter-ocular distance; frames where "
+            "either side has no face are left out (n counts the frames scored)")
 LOCAL_SYNC_NOTE = ("lse_c_local / lse_d_local use talkbench's own SyncNet expert trained on this dataset, "
                    "not the official syncnet_v2 weights: not comparable with published LSE-C / LSE-D")
 
@@ -343,6 +351,8 @@ def summarise(result: EvalResult, model_name: str, config: EvalConfig, seed: int
         if result.fid:
             by_pose[name]["fid"] = _fid_entry(result, name)
     notes = {}
+    if "lmd" in result.frames:
+        notes["lmd"] = LMD_NOTE
     if result.clips is not None:
         overall.update(_clip_block(result.clips, config, seed))
         for name in by_pose:

@@ -56,6 +56,9 @@ def test_summary_follows_the_schema(smoke_run):
     assert summary["metrics"]["ause"]["higher_is_better"] is False
     assert summary["floor"]["model"] == "copyref"
     assert {"lse_c_local", "lse_d_local"} <= set(summary["metrics"]) and "lse_local" in summary["notes"]
+    lmd = summary["metrics"]["lmd"]  # the smoke preset's 32 px frames still hold detectable faces
+    assert lmd["n"] > 0 and 0.0 < lmd["value"] < 1.0 and "lmd" in summary["notes"]
+    assert all("lmd" in block for block in summary["by_pose"].values())
     clips = pd.read_parquet(smoke_run / "clips.parquet")
     assert len(clips) == len(set(pd.read_parquet(smoke_run / "frames.parquet")["clip_id"]))
     assert summary["metrics"]["lse_c_local"]["n"] == len(clips)

@@ -1,0 +1,102 @@
+"""Facial landmarks for LMD: MediaPipe's legacy 468-point face mesh, run the same way on both sides.
+
+LMD (landmark distance, Chen et al. 2018) here is, per frame, the mean Euclidean distance between
+the mouth landmarks found in the generated frame and those found in the ground-truth frame, divided
+by the ground truth's inter-ocular distance (outer eye corners), so that it does not depend on the
+resolution or on how large the face is. The same detector runs on both frames, so its bias (on
+synthetic heads it draws a lip outline about 1.25 x too tall) cancels in the difference. A frame in
+which either side has no face gets NaN; summaries average the frames that have both, and report how
+many (``n``).
+
+Choices:
+* the mouth landmarks are the 40 points of MediaPipe's lip contours (outer and inner,
+  ``FACEMESH_LIPS``); the eye corners are mesh points 33 and 263;
+* every frame is detected on its own (``static_image_mode``): tracking would let one side's earlier
+  frames steer the other's;
+* frames smaller than 256 px on their shorter side are upsampled bilinearly by an integer factor
+  first (the detector's face finder needs a face of some tens of pixels); coordinates are mapped back.
+
+MediaPipe is an optional dependency (``pip install -e '.[landmarks]'``): it pins numpy < 2 and
+protobuf < 5. Its models ship inside the wheel, so nothing is downloaded.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+INSTALL_HINT = "pip install -e '.[landmarks]'"
+DETECT_SIDE = 256
+EYE_CORNERS = (33, 263)
+N_POINTS = 468
+
+
+class LandmarksUnavailableError(RuntimeError):
+    """MediaPipe is not installed (one line naming the install command)."""
+
+
+def _mediapipe():
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging: warnings and up only
+    try:
+        import mediapipe as mp
+    except ImportError:
+        raise LandmarksUnavailableError(f"lmd needs MediaPipe's face mesh, which is not installed; run: "
+                                        f"{INSTALL_HINT}") from None
+    return mp
+
+
+class FaceMesh:
+    """Callable: B x 3 x H x W frames (0-255, RGB) -> B x 468 x 2 pixel coordinates (NaN: no face)."""
+
+    def __init__(self, min_detection_confidence: float = 0.5) -> None:
+        mp = _mediapipe()
+        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                                     refine_landmarks=False,
+                                                     min_detection_confidence=min_detection_confidence)
+        self.mouth = np.array(sorted({i for edge in mp.solutions.face_mesh.FACEMESH_LIPS for i in edge}))
+
+    def __call__(self, frames: torch.Tensor) -> np.ndarray:
+        height, width = frames.shape[-2:]
+        factor = max(1, math.ceil(DETECT_SIDE / min(height, width)))
+        images = frames.float()
+        if factor > 1:
+            images = F.interpolate(images, scale_factor=factor, mode="bilinear", align_corners=False)
+        images = images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        points = np.full((len(images), N_POINTS, 2), np.nan)
+        for index, image in enumerate(images):
+            found = self._mesh.process(np.ascontiguousarray(image)).multi_face_landmarks
+            if not found:
+                continue
+            marks = found[0].landmark
+            # Normalised coordinates -> pixels of the original frame.
+            points[index] = [(m.x * width, m.y * height) for m in marks[:N_POINTS]]
+        return points
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+def landmark_distance(pred_points: np.ndarray, gt_points: np.ndarray, mouth: np.ndarray) -> np.ndarray:
+    """Per frame: mean mouth-landmark distance / ground-truth inter-ocular distance (NaN if either is missing)."""
+    distance = np.linalg.norm(pred_points[:, mouth] - gt_points[:, mouth], axis=-1).mean(axis=1)
+    eyes = np.linalg.norm(gt_points[:, EYE_CORNERS[0]] - gt_points[:, EYE_CORNERS[1]], axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(eyes > 0, distance / eyes, np.nan)
+
+
+class LandmarkDistance:
+    """LMD per frame for batches of (generated, ground truth) frames: ``lmd(pred_u8, gt_u8) -> B``."""
+
+    def __init__(self, mesh: FaceMesh | None = None) -> None:
+        self.mesh = mesh or FaceMesh()
+
+    def __call__(self, pred_u8: torch.Tensor, gt_u8: torch.Tensor) -> np.ndarray:
+        return landmark_distance(self.mesh(pred_u8), self.mesh(gt_u8), self.mesh.mouth)
+
+
+def build_landmarks(device: torch.device | str = "cpu") -> LandmarkDistance:
+    """The LMD scorer (MediaPipe runs on the CPU whatever ``device`` is)."""
+    return LandmarkDistance()
