@@ -7,7 +7,7 @@ since pixels passed through from the input have zero error and would make any ma
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from bench.config import EvalConfig
 from bench.frames import ClipTensors, eval_reference_indices, make_batch, mouth_mask
+from bench.lip_sync import local_values, official_values
 from bench.scoring import EvalResult, FrameScorer, summarise
 from bench.sync_metrics import SyncResult, lse
 
@@ -45,6 +46,21 @@ def clip_sync(sync_model: nn.Module, frames_u8: torch.Tensor, mel: torch.Tensor)
     return lse(torch.cat(video), torch.cat(audio))
 
 
+def clip_sync_values(frames: torch.Tensor, clip: ClipTensors, local: nn.Module | None, official: Any,
+                     device: torch.device | str) -> dict[str, float]:
+    """The clip's LSE scores: ``*_local`` from the project's expert, ``lse_c``/``lse_d`` from the official one."""
+    values: dict[str, float] = {}
+    if local is not None:
+        result = clip_sync(local, frames, clip.mel.to(device))
+        if result is not None:
+            values.update(local_values(result))
+    if official is not None and clip.audio is not None:
+        result = official(frames, clip.audio)
+        if result is not None:
+            values.update(official_values(result))
+    return values
+
+
 def metric_networks(config: EvalConfig, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
     """The networks ``config.networks`` asks for; missing weights raise one line naming `bench weights fetch`."""
     from bench.fid import build_inception
@@ -66,6 +82,8 @@ def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config
     networks = networks or {}
     scorer = FrameScorer.with_networks(config, networks)
     sync_model = networks.get("sync")
+    official = networks.get("sync_official")  # bench.lip_sync.OfficialSync
+    keep_frames = sync_model is not None or official is not None
     bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not progress, leave=False)
     for clip in clips:
         generated = []
@@ -82,14 +100,12 @@ def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config
                      **({"mouth_box": clip.mouth_boxes[t]} if clip.mouth_boxes is not None else {})}
                     for t in targets]
             scorer.update(pred_u8, gt_u8, torch.exp(log_scale[:, 0].float()), region, meta)
-            if sync_model is not None:
+            if keep_frames:
                 generated.append(pred_u8)
             bar.update(len(targets))
-        if sync_model is not None:
-            result = clip_sync(sync_model, torch.cat(generated), clip.mel.to(device))
-            if result is not None:
-                scorer.add_clip({"clip_id": clip.clip_id, "yaw": float(abs(clip.yaw).mean())},
-                                {"lse_c_local": result.lse_c, "lse_d_local": result.lse_d,
-                                 "av_offset_local": result.offset})
+        if keep_frames:
+            values = clip_sync_values(torch.cat(generated), clip, sync_model, official, device)
+            if values:
+                scorer.add_clip({"clip_id": clip.clip_id, "yaw": float(abs(clip.yaw).mean())}, values)
     bar.close()
     return scorer.result()

@@ -30,6 +30,7 @@ class ClipTensors:
     pitch: np.ndarray
     roll: np.ndarray
     mouth_boxes: np.ndarray | None = None  # T x 4 (x0, y0, x1, y1) in resized pixels, when landmarks exist
+    audio: np.ndarray | None = None  # mono float32 at 16 kHz (the official SyncNet's front-end reads it)
 
     @property
     def n_frames(self) -> int:
@@ -81,7 +82,21 @@ def prepare_clip(clip: Clip, image_size: int) -> ClipTensors:
         pitch=clip.pitch if clip.pitch is not None else zeros,
         roll=clip.roll if clip.roll is not None else zeros,
         mouth_boxes=mouth_boxes(clip, image_size),
+        audio=audio_16k(clip.audio, clip.sample_rate),
     )
+
+
+def audio_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mono float32 at 16 kHz (polyphase resampling when the clip has another rate)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if sample_rate == 16000:
+        return audio
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    common = gcd(16000, int(sample_rate))
+    return resample_poly(audio, 16000 // common, int(sample_rate) // common).astype(np.float32)
 
 
 def mouth_mask(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -21,8 +21,11 @@ protobuf < 5. Its models ship inside the wheel, so nothing is downloaded.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -48,14 +51,30 @@ def _mediapipe():
     return mp
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the process's stderr file descriptor (C++ logging) for the duration; Python errors still raise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class FaceMesh:
     """Callable: B x 3 x H x W frames (0-255, RGB) -> B x 468 x 2 pixel coordinates (NaN: no face)."""
 
     def __init__(self, min_detection_confidence: float = 0.5) -> None:
         mp = _mediapipe()
-        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
-                                                     refine_landmarks=False,
-                                                     min_detection_confidence=min_detection_confidence)
+        with _quiet_stderr():  # TFLite and absl print start-up chatter straight to fd 2
+            self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                                         refine_landmarks=False,
+                                                         min_detection_confidence=min_detection_confidence)
+            self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
         self.mouth = np.array(sorted({i for edge in mp.solutions.face_mesh.FACEMESH_LIPS for i in edge}))
 
     def __call__(self, frames: torch.Tensor) -> np.ndarray:

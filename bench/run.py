@@ -17,6 +17,7 @@ from bench.clips import Dataset, open_dataset
 from bench.config import RunConfig, stable_hash
 from bench.evaluate import EvalResult, evaluate, metric_networks, summarise
 from bench.frames import ClipTensors, prepare_clip
+from bench.lip_sync import sync_networks
 from bench.models import build_model, model_class
 from bench.rundir import (check_run_dir_free, file_sha256, finish_run, mark_failed, new_manifest,
                           prepare_run_dir, write_json)
@@ -110,6 +111,7 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
     device = pick_device()
     timings: dict[str, float] = {}
     networks = metric_networks(config.eval, device)  # before any work: missing weights fail fast
+    manifest["sync"] = sync_networks(networks, config.eval, None, device)  # the official SyncNet, when provisioned
 
     started = time.perf_counter()
     dataset = load_data(config, progress)
@@ -122,7 +124,10 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
     if config.eval.sync == "local" or (config.net.sync_weight > 0 and not config.train.sync_expert):
         # The project's own SyncNet expert on the same data, trained and cached once: the lip-sync
         # scorer, and the generator's sync loss when that is on and no expert was named.
+        # Keyed on what the expert uses (image size, widths, data, training), not on the generator's losses.
         sync_config = replace(config, model="syncnet",
+                              net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0,
+                                          perceptual_weight=0.0),
                               train=replace(config.train, steps=config.eval.sync_steps, sync_expert=""))
         expert, _, manifest["sync_expert"] = obtain_model(sync_config, dataset, None, device, progress)
         if config.net.sync_weight > 0 and not config.train.sync_expert:
@@ -143,8 +148,9 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
         floor_summary = None
         if floor and config.model != "copyref":
             floor_model = build_model("copyref", config.net).to(device)
-            # The floor skips FID: 2048-d matrix square roots cost seconds each on a CPU.
-            cheap = {name: net for name, net in networks.items() if name != "fid"}
+            # The floor skips FID (2048-d matrix square roots cost seconds each on a CPU) and the official
+            # SyncNet (a 3-D conv net at 224 px).
+            cheap = {name: net for name, net in networks.items() if name not in ("fid", "sync_official")}
             floor_summary = summarise(evaluate_split(floor_model, test_clips, config, device, progress, cheap),
                                       "copyref", config.eval, config.seed)
             summary["floor"] = {"model": "copyref", "metrics": floor_summary["metrics"]}

@@ -8,7 +8,11 @@ the report, `bench compare` and notebooks. Differences from `bench run`, and why
   so calibration metrics use every pixel (`bench run` uses the generated mouth region).
 * pose: unknown until a pose estimator is wired in, so yaw/pitch/roll are NaN and every frame's
   pose_bin is "unknown"; the per-pose blocks of summary.json exist with n = 0 and null values.
-* audio: checked (it must decode) and recorded in the manifest; sync metrics come later.
+* lip sync, per clip: ``lse_c``/``lse_d`` with the official SyncNet when its weights are provisioned, and
+  ``lse_c_local``/``lse_d_local`` with ``--sync-expert CKPT`` (a ``bench train --model syncnet``
+  checkpoint, e.g. trained on the user's own dataset). The audio is ``--audio`` or else the generated
+  video's own sound track; clips without audio, or not at 25 fps (the rate both experts read), get no
+  LSE, and the manifest says why (``sync.skipped``).
 
 Inputs are checked (readable, frame counts and sizes agree, uncertainty shapes) before anything is
 written, and scoring runs before the run directory is created, so bad input leaves no directory.
@@ -34,6 +38,7 @@ from tqdm.auto import tqdm
 from bench import video
 from bench.config import POSE_BINS, EvalConfig
 from bench.evaluate import metric_networks
+from bench.lip_sync import sync_networks
 from bench.rundir import (check_run_dir_free, file_sha256, finish_run, new_manifest, prepare_run_dir,
                           read_summary, write_json)
 from bench.scoring import EvalResult, FrameScorer, summarise
@@ -216,9 +221,49 @@ def _meta(pair: Pair, frame: int) -> dict[str, Any]:
             "yaw": nan, "pitch": nan, "roll": nan}
 
 
-def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, torch.nn.Module] | None = None,
-                device: torch.device | str = "cpu", progress: bool = True) -> EvalResult:
-    """Stream every pair through one FrameScorer (region None: the whole frame)."""
+def _sync_audio(pair: Pair, audio: dict[str, dict[str, Any]]) -> tuple[np.ndarray | None, str | None]:
+    """The clip's driving audio at 16 kHz, or None and why not. Frame directories carry no rate: taken as 25 fps."""
+    if pair.fps is not None and abs(pair.fps - 25.0) > 0.01:
+        return None, f"{pair.fps:.3f} fps: the sync experts read 25 fps video (resample it first)"
+    if pair.clip_id in audio:
+        return video.read_audio(audio[pair.clip_id]["path"]), None
+    if pair.pred.is_file():
+        try:
+            return video.read_audio(pair.pred), None
+        except video.VideoError:
+            pass
+    return None, "no audio: pass --audio, or a generated video with its sound track"
+
+
+def _sync_values(pair: Pair, networks: dict[str, Any], audio: dict[str, dict[str, Any]], skipped: dict[str, str],
+                 device: torch.device | str) -> dict[str, float]:
+    from bench.lip_sync import video_sync_values
+
+    official, local = networks.get("sync_official"), networks.get("sync")
+    if official is None and local is None:
+        return {}
+    wave, reason = _sync_audio(pair, audio)
+    if wave is None:
+        skipped[pair.clip_id] = reason
+        return {}
+
+    def batches() -> Iterator[np.ndarray]:
+        with closing(video.iter_frames(pair.pred)) as frames:
+            while batch := list(islice(frames, 32)):
+                yield np.stack(batch)
+
+    values = video_sync_values(batches, wave, official, local, device)
+    if not values:
+        skipped[pair.clip_id] = "no face found, or too short for one 5-frame window"
+    return values
+
+
+def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] | None = None,
+                device: torch.device | str = "cpu", progress: bool = True,
+                audio: dict[str, dict[str, Any]] | None = None, skipped: dict[str, str] | None = None) -> EvalResult:
+    """Stream every pair through one FrameScorer (region None: the whole frame), plus per-clip LSE."""
+    networks = networks or {}
+    skipped = {} if skipped is None else skipped
     scorer = FrameScorer.with_networks(config, networks)
     bar = tqdm(total=sum(p.n_frames for p in pairs), desc="score", unit="frame", disable=not progress, leave=False)
     for pair in pairs:
@@ -228,6 +273,9 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, torch
             scale = None if u is None else torch.from_numpy(u).to(device)
             scorer.update(pred_u8, gt_u8, scale, None, [_meta(pair, start + i) for i in range(len(pred))])
             bar.update(len(pred))
+        values = _sync_values(pair, networks, audio or {}, skipped, device)
+        if values:
+            scorer.add_clip({"clip_id": pair.clip_id, "yaw": float("nan")}, values)
     bar.close()
     result = scorer.result()
     if not result.samples:  # every frame is in the "unknown" pose bin, which FrameScorer does not sample
@@ -245,7 +293,7 @@ def _unbinned_samples(pool: dict[str, list[dict]], count: int) -> dict[str, np.n
 
 
 def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None, config: EvalConfig, seed: int,
-         report: bool, progress: bool, batch: bool) -> Path:
+         report: bool, progress: bool, batch: bool, sync_expert: Path | None = None) -> Path:
     started = time.perf_counter()
     stem = pairs[0].clip_id if not batch else Path(inputs["pred"]).name
     run_dir = check_run_dir_free(out_dir or Path("runs") / f"score-{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -253,11 +301,14 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
     from bench.train import pick_device
 
     device = pick_device()
-    networks = metric_networks(config, device)
+    networks: dict[str, Any] = dict(metric_networks(config, device))
+    sync = sync_networks(networks, config, sync_expert, device)
     settings = {**{k: None if v is None else str(Path(v).resolve()) for k, v in inputs.items()},
                 "batch": batch, "region": REGION, "eval": dataclasses.asdict(config)}
     manifest = new_manifest(MODEL_NAME, settings, seed)
     manifest["checkpoint"] = None
+    skipped: dict[str, str] = {}
+    manifest["sync"] = {**sync, "skipped": skipped}
     manifest["data"] = {"source": "external", "hash": inputs_hash(inputs), "audio": audio or None,
                         "clips": [{"clip_id": p.clip_id, "pred": str(p.pred.resolve()), "gt": str(p.gt.resolve()),
                                    "uncertainty": None if p.uncertainty is None else str(p.uncertainty.resolve()),
@@ -268,7 +319,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
              " with uncertainty" if pairs[0].uncertainty else "")
 
     started = time.perf_counter()
-    result = score_pairs(pairs, config, networks, device, progress)
+    result = score_pairs(pairs, config, networks, device, progress, audio, skipped)
     summary = summarise(result, MODEL_NAME, config, seed)
     timings["score_s"] = time.perf_counter() - started
     prepare_run_dir(run_dir)  # only now: a failure above leaves no directory behind
@@ -278,7 +329,8 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
 
 
 def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None = None, audio: Path | None = None,
-          config: EvalConfig = EvalConfig(), seed: int = 0, report: bool = True, progress: bool = True) -> Path:
+          config: EvalConfig = EvalConfig(), seed: int = 0, report: bool = True, progress: bool = True,
+          sync_expert: Path | None = None) -> Path:
     """Score one output (video, frame directory or image) against its ground truth; returns the run directory.
 
     Two directories of videos are scored as a batch (see ``score_batch``).
@@ -287,15 +339,15 @@ def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None =
     uncertainty = None if uncertainty is None else Path(uncertainty)
     audio = None if audio is None else Path(audio)
     if _is_batch_dir(pred) or _is_batch_dir(gt):
-        return score_batch(pred, gt, out_dir, uncertainty, audio, config, seed, report, progress)
+        return score_batch(pred, gt, out_dir, uncertainty, audio, config, seed, report, progress, sync_expert)
     pair = check_pair(_clip_id(pred), pred, gt, uncertainty)
     inputs = {"pred": pred, "gt": gt, "uncertainty": uncertainty, "audio": audio}
-    return _run([pair], inputs, out_dir, config, seed, report, progress, batch=False)
+    return _run([pair], inputs, out_dir, config, seed, report, progress, batch=False, sync_expert=sync_expert)
 
 
 def score_batch(pred_dir: Path, gt_dir: Path, out_dir: Path | None, uncertainty_dir: Path | None = None,
                 audio: Path | None = None, config: EvalConfig = EvalConfig(), seed: int = 0, report: bool = True,
-                progress: bool = True) -> Path:
+                progress: bool = True, sync_expert: Path | None = None) -> Path:
     """Pair two directories of videos by file stem (clip_id = stem) and score all pairs into one run."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     for path in (pred_dir, gt_dir):
@@ -306,7 +358,7 @@ def score_batch(pred_dir: Path, gt_dir: Path, out_dir: Path | None, uncertainty_
     pairs = _batch_pairs(pred_dir, gt_dir, uncertainty_dir)
     inputs = {"pred": pred_dir, "gt": gt_dir, "uncertainty": uncertainty_dir,
               "audio": None if audio is None else Path(audio)}
-    return _run(pairs, inputs, out_dir, config, seed, report, progress, batch=True)
+    return _run(pairs, inputs, out_dir, config, seed, report, progress, batch=True, sync_expert=sync_expert)
 
 
 def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfig()) -> list[float]:
@@ -332,6 +384,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         "a directory of H x W .npy (batch: <stem>.npy or <stem>/ per video)")
     parser.add_argument("--audio", type=Path, metavar="WAV", help="driving audio (.wav or a video with sound; "
                         "batch: a directory of <stem>.*); checked and recorded in the manifest")
+    parser.add_argument("--sync-expert", type=Path, metavar="CKPT",
+                        help="a `bench train --model syncnet` checkpoint: adds lse_c_local / lse_d_local")
     parser.add_argument("--metric", metavar="NAME",
                         help=f"print this metric per frame, one line each ({', '.join(FRAME_METRICS)})")
     parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default runs/score-STEM-TIME)")
@@ -344,15 +398,16 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     if args.metric:
         extra = [flag for flag, value in (("--uncertainty", args.uncertainty), ("--audio", args.audio),
-                                          ("--out", args.out)) if value is not None]
+                                          ("--out", args.out), ("--sync-expert", args.sync_expert))
+                 if value is not None]
         if extra:
             raise ScoreError(f"--metric prints per-frame values only; drop {', '.join(extra)}")
         for value in score_metric(args.metric, args.pred, args.gt):
             print(repr(value))
         return 0
-    config = EvalConfig(networks=()) if args.no_networks else EvalConfig()
+    config = EvalConfig(networks=(), official_sync=False) if args.no_networks else EvalConfig()
     run_dir = score(args.pred, args.gt, args.out, args.uncertainty, args.audio, config=config, seed=args.seed,
-                    report=not args.no_report, progress=not args.no_progress)
+                    report=not args.no_report, progress=not args.no_progress, sync_expert=args.sync_expert)
     from bench.cli import results_table
 
     summary = read_summary(run_dir)

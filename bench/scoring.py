@@ -316,7 +316,7 @@ def _fid_entry(result: EvalResult, group: str) -> dict[str, Any]:
     return _entry(value, None, False, count)
 
 
-CLIP_METRICS = {"lse_c_local": True, "lse_d_local": False}
+CLIP_METRICS = {"lse_c": True, "lse_d": False, "lse_c_local": True, "lse_d_local": False}
 LMD_NOTE = ("lmd: mean distance between the 40 lip-contour points of MediaPipe's face mesh on the generated "
             "and the ground-truth frame, divided by the ground truth's inter-ocular distance; frames where "
             "either side has no face are left out (n counts the frames scored)")
@@ -358,9 +358,15 @@ def summarise(result: EvalResult, model_name: str, config: EvalConfig, seed: int
         for name in by_pose:
             rows = result.clips[result.clips["pose_bin"] == name]
             block = _clip_block(rows, config, seed) if len(rows) else {
-                key: _entry(float("nan"), None, higher, 0) for key, higher in CLIP_METRICS.items()}
+                key: _entry(float("nan"), None, higher, 0) for key, higher in CLIP_METRICS.items()
+                if key in result.clips}
             by_pose[name].update(block)
-        notes["lse_local"] = LOCAL_SYNC_NOTE
+        if "lse_c_local" in result.clips:
+            notes["lse_local"] = LOCAL_SYNC_NOTE
+        if "lse_c" in result.clips:
+            from bench.lip_sync import OFFICIAL_NOTE
+
+            notes["lse"] = OFFICIAL_NOTE
     summary = {"model": model_name, "metrics": overall, "by_pose": by_pose}
     if notes:
         summary["notes"] = notes

@@ -207,6 +207,16 @@ def require(name: str, directory: Path | None = None) -> Path:
     return where(name, directory)
 
 
+def provisioned(name: str, directory: Path | None = None) -> bool:
+    """Whether an entry is in the cache: False when absent, True when intact; a broken file raises (one line)."""
+    name = canonical_name(name)
+    directory = where(None, directory)
+    if _problem(name, directory, _read_manifest(directory)) in ("missing", "not recorded in weights.json"):
+        return False
+    require(name, directory)
+    return True
+
+
 def load_state(name: str, directory: Path | None = None) -> dict[str, torch.Tensor]:
     """A provisioned state dict (plain tensors, loaded with weights_only=True)."""
     if canonical_name(name) == "syncnet_official":

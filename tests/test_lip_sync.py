@@ -1,0 +1,137 @@
+"""Official LSE in `bench run`: syncnet_python's crop rule, the face track, and the run wiring (random weights)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bench import syncnet_official as so
+from bench import weights
+from bench.lip_sync import CROP_SIZE, PAD_VALUE, face_boxes, smooth_track, syncnet_crops
+
+
+def _coordinate_frame(height: int = 120, width: int = 100) -> np.ndarray:
+    """R = x, G = y: every pixel says where it came from."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.stack([xs, ys, np.zeros_like(xs)], axis=-1).astype(np.uint8)[None]
+
+
+def test_crop_follows_syncnet_pythons_rule():
+    cx, cy, s = 50.0, 40.0, 20.0
+    crop = syncnet_crops(_coordinate_frame(), np.array([[cx, cy, s]]))[0]
+    assert crop.shape == (CROP_SIZE, CROP_SIZE, 3)
+    # rows cy - s ... cy + 1.8 s, columns cx - 1.4 s ... cx + 1.4 s of the frame
+    scale_y, scale_x = (2.8 * s) / CROP_SIZE, (2.8 * s) / CROP_SIZE
+    assert abs(int(crop[0, 0, 0]) - (cx - 1.4 * s + scale_x / 2 - 0.5)) <= 1
+    assert abs(int(crop[0, 0, 1]) - (cy - s + scale_y / 2 - 0.5)) <= 1
+    assert abs(int(crop[-1, -1, 0]) - (cx + 1.4 * s - scale_x / 2 - 0.5)) <= 1
+    assert abs(int(crop[-1, -1, 1]) - (cy + 1.8 * s - scale_y / 2 - 0.5)) <= 1
+    # a face near the edge: the crop runs into the grey padding
+    edge = syncnet_crops(_coordinate_frame(), np.array([[5.0, 5.0, 20.0]]))[0]
+    assert np.all(edge[0, 0] == PAD_VALUE)
+
+
+def test_track_fills_gaps_from_the_nearest_face_and_smooths_outliers():
+    boxes = np.tile([[10.0, 20.0, 50.0, 70.0]], (15, 1))  # centre (30, 45), half-size 25
+    boxes[3] = np.nan  # no face here
+    boxes[7] = [60.0, 20.0, 100.0, 70.0]  # one jumpy detection
+    track = smooth_track(boxes)
+    np.testing.assert_allclose(track, np.tile([[30.0, 45.0, 25.0]], (15, 1)))
+    assert smooth_track(np.full((5, 4), np.nan)) is None
+    points = np.full((2, 468, 2), np.nan)
+    points[1] = np.random.default_rng(0).uniform(5, 9, (468, 2))
+    boxes = face_boxes(points)
+    assert np.isnan(boxes[0]).all() and np.allclose(boxes[1], [*points[1].min(0), *points[1].max(0)])
+
+
+@pytest.fixture(scope="module")
+def official_weights(provisioned, tmp_path_factory):
+    """A weights cache with the metric networks plus a randomly initialised file in the official form."""
+    pytest.importorskip("mediapipe", reason="face boxes need the landmarks extra")
+    root = tmp_path_factory.mktemp("official")
+    cache = root / "weights"
+    shutil.copytree(provisioned[0], cache)
+    torch.manual_seed(0)
+    state = {k: v for k, v in so.OfficialSyncNet().state_dict().items() if not k.endswith("num_batches_tracked")}
+    source = root / "syncnet_v2.model"
+    torch.save(state, source, _use_new_zipfile_serialization=False)
+    weights.fetch(["syncnet"], {"syncnet": source}, directory=cache)
+    return cache
+
+
+def test_bench_run_reports_official_lse_when_the_weights_are_provisioned(official_weights, tmp_path, monkeypatch):
+    from bench.cli import main
+
+    monkeypatch.setenv("TALKBENCH_WEIGHTS", str(official_weights))
+    monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert main(["run", "--model", "pasteref", "--preset", "smoke", "--out", str(out), "--no-progress",
+                 "--no-report"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    clips = pd.read_parquet(out / "clips.parquet")
+    assert manifest["sync"]["official"]["sha256"] == weights.file_sha256(weights.where("syncnet", official_weights))
+    assert {"lse_c", "lse_d", "av_offset", "lse_c_local"} <= set(clips.columns)
+    for name in ("lse_c", "lse_d"):
+        entry = summary["metrics"][name]
+        assert entry["n"] == len(clips) and np.isfinite(entry["value"])
+        assert entry["value"] == pytest.approx(clips[name].mean())
+    assert summary["metrics"]["lse_d"]["higher_is_better"] is False
+    assert "S3FD" in summary["notes"]["lse"] and "lse_local" in summary["notes"]
+    assert "lse_c" not in summary["floor"]["metrics"]  # the floor skips the official network
+
+
+@pytest.fixture(scope="module")
+def local_expert(tmp_path_factory):
+    """A tiny trained syncnet checkpoint (16 px), as `bench train --model syncnet` writes it."""
+    from dataclasses import replace
+
+    from bench.models import build_model
+    from bench.train import train
+    from train_fixtures import fake_clips, tiny_config
+
+    out = tmp_path_factory.mktemp("local_expert")
+    config = replace(tiny_config(steps=2), model="syncnet")
+    torch.manual_seed(0)
+    train(build_model("syncnet", config.net), fake_clips(), config, progress=False, out_dir=out)
+    return out / "final.pt"
+
+
+def test_bench_score_reports_official_and_local_lse(official_weights, local_expert, tmp_path, monkeypatch):
+    from bench.config import EvalConfig
+    from bench.rundir import read_summary
+    from bench.score import score
+    from bench.video import iter_frames
+    from test_score import CLIP_A, write_mp4
+
+    if not CLIP_A.is_file():
+        pytest.skip("real clips not mounted")
+    monkeypatch.setenv("TALKBENCH_WEIGHTS", str(official_weights))
+    frames = np.stack([f for _, f in zip(range(30), iter_frames(CLIP_A))])
+    gt = write_mp4(tmp_path / "gt" / "a.mp4", frames)
+    pred = write_mp4(tmp_path / "pred" / "a.mp4", frames[:, :, ::-1].copy())  # mirrored: a different output
+    config = EvalConfig(bootstrap=50, networks=())
+    run = score(pred, gt, tmp_path / "run", audio=CLIP_A, config=config, report=False, progress=False,
+                sync_expert=local_expert)
+    summary = read_summary(run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    for name in ("lse_c", "lse_d", "lse_c_local", "lse_d_local"):
+        assert summary["metrics"][name]["n"] == 1 and np.isfinite(summary["metrics"][name]["value"]), name
+    assert {"lse", "lse_local"} <= set(summary["notes"])
+    assert manifest["sync"]["official"]["sha256"] and manifest["sync"]["local"]["path"] == str(local_expert)
+    assert manifest["sync"]["skipped"] == {}
+    # the local expert sees the same frames either way, so the mirrored video scores differently from the original
+    same = read_summary(score(gt, gt, tmp_path / "same", audio=CLIP_A, config=config, report=False,
+                              progress=False, sync_expert=local_expert))
+    assert same["metrics"]["lse_d_local"]["value"] != summary["metrics"]["lse_d_local"]["value"]
+
+    # a 20 fps video gets no LSE, and the manifest says why
+    slow = write_mp4(tmp_path / "slow" / "b.mp4", frames[:10], fps=20)
+    odd = score(slow, slow, tmp_path / "odd", audio=CLIP_A, config=config, report=False, progress=False,
+                sync_expert=local_expert)
+    skipped = json.loads((odd / "manifest.json").read_text())["sync"]["skipped"]
+    assert "25 fps" in skipped["b"] and "lse_c" not in read_summary(odd)["metrics"]
