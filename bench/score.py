@@ -41,7 +41,7 @@ from bench.evaluate import metric_networks
 from bench.lip_sync import sync_networks
 from bench.rundir import (check_run_dir_free, file_sha256, finish_run, new_manifest, prepare_run_dir,
                           read_summary, write_json)
-from bench.scoring import EvalResult, FrameScorer, summarise
+from bench.scoring import EvalResult, FrameScorer, stack_samples, summarise
 
 log = logging.getLogger(__name__)
 
@@ -279,17 +279,9 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] 
     bar.close()
     result = scorer.result()
     if not result.samples:  # every frame is in the "unknown" pose bin, which FrameScorer does not sample
-        result.samples = _unbinned_samples(scorer.sample_pool, config.samples_per_bin * len(POSE_BINS))
+        pool = {"any": [item for group in scorer.sample_pool.values() for item in group]}
+        result.samples = stack_samples(pool, config.samples_per_bin * len(POSE_BINS), ["any"])
     return result
-
-
-def _unbinned_samples(pool: dict[str, list[dict]], count: int) -> dict[str, np.ndarray]:
-    """Samples spread over FrameScorer's pools whatever their bin, so the report still shows frames."""
-    items = [item for group in pool.values() for item in group]
-    if not items:
-        return {}
-    picks = np.linspace(0, len(items) - 1, min(count, len(items))).round().astype(int)
-    return {key: np.stack([np.asarray(items[i][key]) for i in picks]) for key in items[0]}
 
 
 def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None, config: EvalConfig, seed: int,

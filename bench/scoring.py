@@ -196,7 +196,7 @@ class FrameScorer:
             subsample = (np.concatenate(self.sub_u), np.concatenate(self.sub_e), np.concatenate(self.sub_row))
         return EvalResult(frames=frames, fractions=self.fractions, has_uncertainty=bool(self.has_uncertainty),
                           curves=curves, inside=inside, region_pixels=pixels, subsample=subsample,
-                          samples=_stack_samples(self.sample_pool, self.config.samples_per_bin), fid=self.fid,
+                          samples=stack_samples(self.sample_pool, self.config.samples_per_bin), fid=self.fid,
                           clips=pd.DataFrame(self.clip_rows) if self.clip_rows else None)
 
 
@@ -208,9 +208,10 @@ def _mouth_scores(pred: torch.Tensor, gt: torch.Tensor, box) -> dict[str, float]
             "ssim_mouth": float(image_metrics.ssim(crop_pred, crop_gt)[0])}
 
 
-def _stack_samples(pool: dict[str, list[dict]], per_bin: int) -> dict[str, np.ndarray]:
+def stack_samples(pool: dict[str, list[dict]], per_bin: int, groups: list[str] | None = None) -> dict[str, np.ndarray]:
+    """``per_bin`` evenly spread samples from each pool group (default: the pose bins), stacked per key."""
     chosen = []
-    for name, _, _ in POSE_BINS:
+    for name in groups if groups is not None else [name for name, _, _ in POSE_BINS]:
         items = pool.get(name, [])
         if items:
             picks = np.linspace(0, len(items) - 1, min(per_bin, len(items))).round().astype(int)
