@@ -6,8 +6,9 @@ the report, `bench compare` and notebooks. Differences from `bench run`, and why
 
 * region: the whole frame. An external video carries no mask of the pixels its model generated,
   so calibration metrics use every pixel (`bench run` uses the generated mouth region).
-* pose: unknown until a pose estimator is wired in, so yaw/pitch/roll are NaN and every frame's
-  pose_bin is "unknown"; the per-pose blocks of summary.json exist with n = 0 and null values.
+* pose: estimated per ground-truth frame from MediaPipe's face mesh (``bench.head_pose``) whenever LMD
+  is on (it loads the same mesh); without it (``--no-networks``), or where no face is found, yaw/pitch/
+  roll are NaN and pose_bin is "unknown". A clip's LSE goes to the bin of its mean |yaw|.
 * lip sync, per clip: ``lse_c``/``lse_d`` with the official SyncNet when its weights are provisioned, and
   ``lse_c_local``/``lse_d_local`` with ``--sync-expert CKPT`` (a ``bench train --model syncnet``
   checkpoint, e.g. trained on the user's own dataset). The audio is ``--audio`` or else the generated
@@ -46,6 +47,7 @@ from bench.scoring import EvalResult, FrameScorer, stack_samples, summarise
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "external"
+POSE_SOURCE = "estimated on the ground truth: MediaPipe face mesh + solvePnP (bench.head_pose)"
 REGION = "full frame (external outputs carry no mask of generated pixels)"
 PIXEL_BUDGET = 1 << 21  # pixels per batch: 32 frames at 256 px, 1 at 1080p; bounds SSIM's scratch memory
 FRAME_METRICS = ("psnr", "ssim", "err_mean", "lpips", "lmd")  # per-frame image metrics `--metric` can print
@@ -215,10 +217,11 @@ def stream_pair(pair: Pair, batch_size: int) -> Iterator[tuple[int, np.ndarray, 
             start += len(pred)
 
 
-def _meta(pair: Pair, frame: int) -> dict[str, Any]:
-    nan = float("nan")  # no pose labels for external videos (yet): pose_bin "unknown"
+def _meta(pair: Pair, frame: int, pose: np.ndarray | None = None) -> dict[str, Any]:
+    """Frame labels; the pose is estimated on the ground truth (NaN without an estimator: pose_bin "unknown")."""
+    yaw, pitch, roll = (float(v) for v in pose) if pose is not None else (float("nan"),) * 3
     return {"clip_id": pair.clip_id, "frame": frame, "identity": pair.clip_id, "stratum": "external",
-            "yaw": nan, "pitch": nan, "roll": nan}
+            "yaw": yaw, "pitch": pitch, "roll": roll}
 
 
 def _sync_audio(pair: Pair, audio: dict[str, dict[str, Any]]) -> tuple[np.ndarray | None, str | None]:
@@ -266,16 +269,24 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] 
     skipped = {} if skipped is None else skipped
     scorer = FrameScorer.with_networks(config, networks)
     bar = tqdm(total=sum(p.n_frames for p in pairs), desc="score", unit="frame", disable=not progress, leave=False)
+    estimator = networks.get("pose")  # bench.head_pose.PoseEstimator
     for pair in pairs:
+        clip_yaws: list[np.ndarray] = []
         for start, pred, gt, u in stream_pair(pair, _frames_per_batch(config, pair.height, pair.width)):
             pred_u8 = torch.from_numpy(pred).to(device).permute(0, 3, 1, 2).float().contiguous()  # NCHW: faster SSIM
             gt_u8 = torch.from_numpy(gt).to(device).permute(0, 3, 1, 2).float().contiguous()
             scale = None if u is None else torch.from_numpy(u).to(device)
-            scorer.update(pred_u8, gt_u8, scale, None, [_meta(pair, start + i) for i in range(len(pred))])
+            poses = estimator(gt_u8) if estimator is not None else None
+            if poses is not None:
+                clip_yaws.append(np.abs(poses[:, 0]))
+            scorer.update(pred_u8, gt_u8, scale, None,
+                          [_meta(pair, start + i, None if poses is None else poses[i]) for i in range(len(pred))])
             bar.update(len(pred))
         values = _sync_values(pair, networks, audio or {}, skipped, device)
         if values:
-            scorer.add_clip({"clip_id": pair.clip_id, "yaw": float("nan")}, values)
+            yaws = np.concatenate(clip_yaws) if clip_yaws else np.array([np.nan])
+            mean_yaw = float(np.nanmean(yaws)) if np.isfinite(yaws).any() else float("nan")
+            scorer.add_clip({"clip_id": pair.clip_id, "yaw": mean_yaw}, values)
     bar.close()
     result = scorer.result()
     if not result.samples:  # every frame is in the "unknown" pose bin, which FrameScorer does not sample
@@ -295,10 +306,15 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
     device = pick_device()
     networks: dict[str, Any] = dict(metric_networks(config, device))
     sync = sync_networks(networks, config, sync_expert, device)
+    if "lmd" in networks:  # MediaPipe is loaded: estimate the ground truth's head pose for the pose bins
+        from bench.head_pose import PoseEstimator
+
+        networks["pose"] = PoseEstimator(networks["lmd"].mesh)
     settings = {**{k: None if v is None else str(Path(v).resolve()) for k, v in inputs.items()},
                 "batch": batch, "region": REGION, "eval": dataclasses.asdict(config)}
     manifest = new_manifest(MODEL_NAME, settings, seed)
     manifest["checkpoint"] = None
+    manifest["pose"] = POSE_SOURCE if "pose" in networks else None
     skipped: dict[str, str] = {}
     manifest["sync"] = {**sync, "skipped": skipped}
     manifest["data"] = {"source": "external", "hash": inputs_hash(inputs), "audio": audio or None,
@@ -364,6 +380,12 @@ def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfi
     return [float(v) for v in result.frames[name]]
 
 
+def read_manifest_pose(run_dir: Path) -> str | None:
+    import json
+
+    return json.loads((Path(run_dir) / "manifest.json").read_text()).get("pose")
+
+
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score", help="score any model's output videos against ground truth; write a run directory and report",
@@ -403,7 +425,8 @@ def run_cli(args: argparse.Namespace) -> int:
     from bench.cli import results_table
 
     summary = read_summary(run_dir)
-    print(f"\n{args.pred} scored against {args.gt} (region: whole frame; pose: unknown):")
+    pose = "estimated on the ground truth" if read_manifest_pose(run_dir) else "unknown"
+    print(f"\n{args.pred} scored against {args.gt} (region: whole frame; pose: {pose}):")
     print(results_table(summary))
     print(f"\nrun directory: {run_dir}")
     if (run_dir / "report.html").is_file() and not args.no_report:

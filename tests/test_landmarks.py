@@ -120,3 +120,27 @@ def test_bench_score_reports_lmd_for_external_frames(real_frames, tmp_path):
                 progress=False)
     entry = read_summary(run)["metrics"]["lmd"]
     assert entry["n"] == len(real_frames) and entry["value"] == pytest.approx(np.mean(per_frame))
+
+
+def test_bench_score_bins_external_frames_by_the_estimated_pose(real_frames, tmp_path):
+    """The real clip's face is turned about 24 degrees (see tests/test_head_pose.py): its frames land in 'moderate'."""
+    import json
+
+    import pandas as pd
+    from PIL import Image
+
+    from bench.rundir import read_summary
+    from bench.score import score
+
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for i, frame in enumerate(real_frames.permute(0, 2, 3, 1).to(torch.uint8).numpy()):
+        Image.fromarray(frame).save(gt / f"{i:03d}.png")
+    run = score(gt, gt, tmp_path / "run", config=EvalConfig(bootstrap=50, networks=("lmd",)), report=False,
+                progress=False)
+    frames = pd.read_parquet(run / "frames.parquet")
+    assert frames["yaw"].abs().between(15, 30).mean() >= 0.75
+    assert (frames["pose_bin"] == "moderate").mean() >= 0.75
+    summary = read_summary(run)
+    assert summary["by_pose"]["moderate"]["psnr"]["n"] == (frames["pose_bin"] == "moderate").sum()
+    assert "solvePnP" in json.loads((run / "manifest.json").read_text())["pose"]
