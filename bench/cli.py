@@ -170,7 +170,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = _config_from_args(args)
     out = args.out or Path("runs") / "train" / f"{args.model}-{args.preset}-seed{args.seed}"
-    if config.net.sync_weight > 0 and not config.train.sync_expert and getattr(model_class(args.model), "generator", True):
+    is_generator = getattr(model_class(args.model), "generator", True)
+    if config.net.sync_weight > 0 and not config.train.sync_expert and is_generator:
         raise RunError("--sync-weight > 0 needs --sync-expert PATH (train one: bench train --model syncnet)")
     if not args.resume and (out / "last.pt").exists():
         raise RunError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")

@@ -78,7 +78,8 @@ class Critics:
     def active(self) -> bool:
         return self.discriminator is not None or self.expert is not None
 
-    def generator_terms(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def generator_terms(self, pred: torch.Tensor,
+                        batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """The weighted adversarial and sync terms of the generator's loss (zero when both are off)."""
         total = pred.new_zeros(())
         logs: dict[str, float] = {}

@@ -1,6 +1,7 @@
 """GPU training performance of JULNet at 256x256: fp32 eager vs bf16 + channels_last (+ torch.compile).
 
-Run on a CUDA machine:  python benchmarks/gpu_train_perf.py [--steps 200] [--batch 15] [--pixel-only] [--out PERFORMANCE.md]
+Run on a CUDA machine:
+    python benchmarks/gpu_train_perf.py [--steps 200] [--batch 15] [--pixel-only] [--out PERFORMANCE.md]
 Prints step time, frames/s and peak memory per setting and the speed-ups over fp32 eager, and
 appends a dated section naming the GPU to the output file. A step is the paper preset's: the
 generator (joint uncertainty loss + LSGAN + sync-expert terms; the VGG perceptual loss is left out,

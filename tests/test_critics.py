@@ -9,7 +9,7 @@ from bench.frames import MIN_REF_GAP, WINDOW, WindowSampler
 from bench.models import build_model
 from bench.train import CheckpointError, train
 from julnet.discriminator import FrameDiscriminator, lsgan_discriminator_loss, lsgan_generator_loss
-from train_fixtures import fake_clips, tiny_config
+from train_fixtures import fake_clips, tiny_config, train_sync_expert
 
 
 @pytest.mark.parametrize("size", [32, 64, 96])
@@ -35,11 +35,7 @@ def test_lsgan_losses_have_their_least_squares_targets():
 
 @pytest.fixture(scope="module")
 def expert_path(tmp_path_factory):
-    out = tmp_path_factory.mktemp("expert")
-    config = replace(tiny_config(steps=2), model="syncnet")
-    torch.manual_seed(0)
-    train(build_model("syncnet", config.net), fake_clips(), config, progress=False, out_dir=out)
-    return out / "final.pt"
+    return train_sync_expert(tmp_path_factory.mktemp("expert"))
 
 
 def _config(expert, gan=1.0, sync=0.1):
@@ -103,7 +99,8 @@ def test_window_sampler_gives_consecutive_frames_and_far_references():
     frames = {c.clip_id: c.frames.float() / 255.0 for c in clips}
     for window in range(2):
         rows = batch["target"][window * WINDOW:(window + 1) * WINDOW]
-        clip_id, first = next((cid, i) for cid, f in frames.items() for i in range(len(f)) if torch.equal(f[i], rows[0]))
+        clip_id, first = next((cid, i) for cid, f in frames.items() for i in range(len(f))
+                              if torch.equal(f[i], rows[0]))
         clip = next(c for c in clips if c.clip_id == clip_id)
         assert all(torch.equal(frames[clip_id][first + k], rows[k]) for k in range(WINDOW))
         assert torch.equal(batch["sync_mel"][window], clip.mel[first + WINDOW // 2])

@@ -87,18 +87,9 @@ def test_bench_run_reports_official_lse_when_the_weights_are_provisioned(officia
 
 @pytest.fixture(scope="module")
 def local_expert(tmp_path_factory):
-    """A tiny trained syncnet checkpoint (16 px), as `bench train --model syncnet` writes it."""
-    from dataclasses import replace
+    from train_fixtures import train_sync_expert
 
-    from bench.models import build_model
-    from bench.train import train
-    from train_fixtures import fake_clips, tiny_config
-
-    out = tmp_path_factory.mktemp("local_expert")
-    config = replace(tiny_config(steps=2), model="syncnet")
-    torch.manual_seed(0)
-    train(build_model("syncnet", config.net), fake_clips(), config, progress=False, out_dir=out)
-    return out / "final.pt"
+    return train_sync_expert(tmp_path_factory.mktemp("local_expert"))
 
 
 def test_bench_score_reports_official_and_local_lse(official_weights, local_expert, tmp_path, monkeypatch):

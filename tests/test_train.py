@@ -11,7 +11,7 @@ import torch
 
 from bench.models import build_model
 from bench.train import CheckpointError, load_checkpoint, train
-from train_fixtures import fake_clips, tiny_config
+from train_fixtures import fake_clips, tiny_config, train_sync_expert
 
 
 def _weights(model: torch.nn.Module) -> torch.Tensor:
@@ -25,11 +25,8 @@ def _fresh(config) -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def sync_expert(tmp_path_factory) -> Path:
-    """A tiny trained syncnet checkpoint at the fixtures' resolution (for the sync-loss paths)."""
-    out = tmp_path_factory.mktemp("expert")
-    config = replace(tiny_config(steps=2), model="syncnet")
-    train(_fresh(config), fake_clips(), config, progress=False, out_dir=out)
-    return out / "final.pt"
+    """A tiny trained syncnet checkpoint (for the sync-loss paths)."""
+    return train_sync_expert(tmp_path_factory.mktemp("expert"))
 
 
 def _with_critics(config, expert: Path):

@@ -1,5 +1,6 @@
 """Tiny in-memory training data and config shared by the training tests."""
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,3 +25,14 @@ def fake_clips(n_clips: int = 2, frames: int = 12, size: int = 16) -> list[ClipT
 def tiny_config(steps: int = 6, **train) -> RunConfig:
     base = RunConfig(model="julnet", preset="smoke", net=ModelConfig(image_size=16, n_refs=2, channels=8))
     return replace(base, train=TrainConfig(steps=steps, batch_size=3, lr=1e-3, save_every=1, log_every=1, **train))
+
+
+def train_sync_expert(out: Path) -> Path:
+    """A tiny trained syncnet checkpoint at the fixtures' resolution (16 px), as `bench train` writes it."""
+    from bench.models import build_model
+    from bench.train import train
+
+    config = replace(tiny_config(steps=2), model="syncnet")
+    torch.manual_seed(0)
+    train(build_model("syncnet", config.net), fake_clips(), config, progress=False, out_dir=out)
+    return out / "final.pt"
