@@ -19,6 +19,15 @@ uses the cosine of non-negative vectors directly).
 
 The shared training loop draws batches from ``model.sampler_class`` (``SyncSampler`` here, with
 ``TrainSampler``'s interface) because the generator sampler yields single frames only.
+
+Embedding normalisation: each encoder's 128-d output passes a parameter-free BatchNorm
+(``EmbeddingNorm``) before the L2 normalisation. Without it the freshly initialised encoders map
+every input to nearly the same direction, the cosine of every pair sits at one value and the
+BCE stays on its ln 2 plateau for thousands of steps (Wav2Lip's expert is known for this); centring
+and scaling each dimension over the batch spreads the cosines from the first step. On the quick
+preset's data (64 px, batch 16, 1000 steps) held-out sync accuracy went from 0.56 (lr 5e-4,
+no normalisation) to 0.68-0.73 (lr 2e-4); lr 5e-4 still stays on the plateau, so train the expert
+with lr of about 2e-4. In eval mode the running statistics are used, so scoring is per sample.
 """
 from __future__ import annotations
 
@@ -118,6 +127,22 @@ class VisualEncoder(nn.Module):
         return self.net(crops)
 
 
+class EmbeddingNorm(nn.BatchNorm1d):
+    """Parameter-free BatchNorm over embedding dimensions (see the module docstring).
+
+    A one-row batch in train mode uses the running statistics (BatchNorm cannot estimate them from
+    one row).
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim, affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, training=False, eps=self.eps)
+        return super().forward(x)
+
+
 class SyncNet(nn.Module):
     """Audio-visual sync expert; a scorer, not a generator (``generator = False``)."""
 
@@ -135,14 +160,16 @@ class SyncNet(nn.Module):
         self.visual = VisualEncoder(config.image_size, base, embed_dim)
         audio_width = 16 * base
         self.audio = nn.Sequential(MelEncoder(audio_width, max(2, base // 2)), nn.Conv2d(audio_width, embed_dim, 1))
+        self.visual_norm = EmbeddingNorm(embed_dim)
+        self.audio_norm = EmbeddingNorm(embed_dim)
 
     def forward(self, mel: torch.Tensor, frames5: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``mel`` B x 80 x 16, ``frames5`` B x 5 x 3 x S x S full frames in [0, 1] (cropped here)."""
         if frames5.dim() != 5 or frames5.shape[1] != SYNC_FRAMES:
             raise ValueError(f"frames5 must be B x {SYNC_FRAMES} x 3 x S x S, got {tuple(frames5.shape)}")
         crops = lower_face(frames5).flatten(1, 2)
-        visual = F.normalize(self.visual(crops).flatten(1), dim=1)
-        audio = F.normalize(self.audio(mel).flatten(1), dim=1)
+        visual = F.normalize(self.visual_norm(self.visual(crops).flatten(1)), dim=1)
+        audio = F.normalize(self.audio_norm(self.audio(mel).flatten(1)), dim=1)
         return visual, audio
 
     def sync_probability(self, mel: torch.Tensor, frames5: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,7 @@ class EvalConfig:
     yaw_edges: tuple[float, float] = (15.0, 30.0)  # |yaw| bin edges: frontal | moderate | extreme
     sync: str = "local"  # "local": LSE with the project's own SyncNet expert (trained, cached); "none"
     sync_steps: int = 1000  # training steps of that expert
+    sync_lr: float = 2e-4  # its learning rate (5e-4 leaves it on the BCE's ln 2 plateau at 1000 steps)
     official_sync: bool = True  # also lse_c / lse_d with the official SyncNet, when its weights are provisioned
 
 

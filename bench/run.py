@@ -128,7 +128,8 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
         sync_config = replace(config, model="syncnet",
                               net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0,
                                           perceptual_weight=0.0),
-                              train=replace(config.train, steps=config.eval.sync_steps, sync_expert=""))
+                              train=replace(config.train, steps=config.eval.sync_steps, lr=config.eval.sync_lr,
+                                            sync_expert=""))
         expert, _, manifest["sync_expert"] = obtain_model(sync_config, dataset, None, device, progress)
         if config.net.sync_weight > 0 and not config.train.sync_expert:
             config = replace(config, train=replace(config.train, sync_expert=manifest["sync_expert"]["path"]))

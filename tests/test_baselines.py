@@ -187,3 +187,14 @@ def test_syncnet_learns_a_frame_dependent_audio_signal():
         loss.backward()
         optimizer.step()
     assert loss.item() < first.item() - 0.15
+
+
+def test_syncnet_embedding_norm_spreads_cosines_and_handles_single_rows():
+    model = build_model("syncnet", ModelConfig(image_size=32, channels=8)).train()
+    gen = torch.Generator().manual_seed(0)
+    mel, frames = torch.randn(8, 80, 16, generator=gen), torch.rand(8, 5, 3, 32, 32, generator=gen)
+    visual, audio = model(mel, frames)
+    # centred per dimension over the batch: a fresh model's embeddings no longer all point one way
+    assert (visual @ visual.T).fill_diagonal_(0).abs().mean() < 0.3
+    one_visual, one_audio = model(mel[:1], frames[:1])  # one row in train mode: running statistics, no error
+    assert one_visual.shape == one_audio.shape == (1, 128) and torch.isfinite(one_visual).all()
