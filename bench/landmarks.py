@@ -76,8 +76,17 @@ class FaceMesh:
                                                          min_detection_confidence=min_detection_confidence)
             self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
         self.mouth = np.array(sorted({i for edge in mp.solutions.face_mesh.FACEMESH_LIPS for i in edge}))
+        # The last batch and its points: `bench score` asks for the same ground-truth batch twice (pose, LMD).
+        self._last: tuple[torch.Tensor, int, np.ndarray] | None = None
 
     def __call__(self, frames: torch.Tensor) -> np.ndarray:
+        if self._last is not None and self._last[0] is frames and self._last[1] == frames._version:
+            return self._last[2].copy()
+        points = self._detect(frames)
+        self._last = (frames, frames._version, points)
+        return points.copy()
+
+    def _detect(self, frames: torch.Tensor) -> np.ndarray:
         height, width = frames.shape[-2:]
         factor = max(1, math.ceil(DETECT_SIDE / min(height, width)))
         images = frames.float()
@@ -85,8 +94,9 @@ class FaceMesh:
             images = F.interpolate(images, scale_factor=factor, mode="bilinear", align_corners=False)
         images = images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         points = np.full((len(images), N_POINTS, 2), np.nan)
-        for index, image in enumerate(images):
-            found = self._mesh.process(np.ascontiguousarray(image)).multi_face_landmarks
+        with _quiet_stderr():  # MediaPipe warns once per graph state straight to fd 2
+            results = [self._mesh.process(np.ascontiguousarray(image)).multi_face_landmarks for image in images]
+        for index, found in enumerate(results):
             if not found:
                 continue
             marks = found[0].landmark
@@ -113,7 +123,8 @@ class LandmarkDistance:
         self.mesh = mesh or FaceMesh()
 
     def __call__(self, pred_u8: torch.Tensor, gt_u8: torch.Tensor) -> np.ndarray:
-        return landmark_distance(self.mesh(pred_u8), self.mesh(gt_u8), self.mesh.mouth)
+        gt_points = self.mesh(gt_u8)  # first: the pose estimator may have just asked for the same batch
+        return landmark_distance(self.mesh(pred_u8), gt_points, self.mesh.mouth)
 
 
 def build_landmarks(device: torch.device | str = "cpu") -> LandmarkDistance:

@@ -133,3 +133,17 @@ def test_bench_train_with_sync_loss_but_no_expert_is_one_line(tmp_path, capsys):
     missing = tmp_path / "nope.pt"
     assert main(["train", "--model", "julnet", "--preset", "smoke", "--sync-expert", str(missing)]) == 2
     assert "nope.pt" in capsys.readouterr().err
+
+
+def test_bench_train_cli_trains_a_generator_against_a_trained_expert(tmp_path, monkeypatch):
+    from bench.cli import main
+
+    monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
+    expert, generator = tmp_path / "expert", tmp_path / "generator"
+    assert main(["train", "--model", "syncnet", "--preset", "smoke", "--out", str(expert), "--no-progress"]) == 0
+    assert main(["train", "--model", "wav2lip", "--preset", "smoke", "--gan-weight", "1", "--sync-weight", "0.1",
+                 "--sync-expert", str(expert / "final.pt"), "--out", str(generator), "--no-progress"]) == 0
+    final = torch.load(generator / "final.pt", weights_only=True)
+    assert final["config"]["train"]["sync_expert"] == str((expert / "final.pt").resolve())
+    assert final["config"]["net"]["gan_weight"] == 1.0 and final["critics"]["discriminator"]
+    assert {"gan_g", "gan_d", "sync"} <= set(final["final_logs"])

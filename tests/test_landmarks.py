@@ -144,3 +144,16 @@ def test_bench_score_bins_external_frames_by_the_estimated_pose(real_frames, tmp
     summary = read_summary(run)
     assert summary["by_pose"]["moderate"]["psnr"]["n"] == (frames["pose_bin"] == "moderate").sum()
     assert "solvePnP" in json.loads((run / "manifest.json").read_text())["pose"]
+
+
+def test_the_mesh_reuses_the_points_of_the_same_unchanged_batch(lmd, real_frames, monkeypatch):
+    mesh = lmd.mesh
+    first = mesh(real_frames)
+    calls = []
+    monkeypatch.setattr(mesh, "_detect", lambda frames: calls.append(1) or np.zeros((len(frames), 468, 2)))
+    assert np.array_equal(mesh(real_frames), first, equal_nan=True) and not calls  # same tensor: reused
+    changed = real_frames.clone()
+    assert not np.array_equal(mesh(changed), first) and calls == [1]  # another tensor: detected again
+    changed.add_(1.0)  # modified in place: detected again
+    mesh(changed)
+    assert calls == [1, 1]
