@@ -219,9 +219,15 @@ def provisioned(name: str, directory: Path | None = None) -> bool:
 
 def load_state(name: str, directory: Path | None = None) -> dict[str, torch.Tensor]:
     """A provisioned state dict (plain tensors, loaded with weights_only=True)."""
-    if canonical_name(name) == "syncnet_official":
-        raise WeightsFetchError("syncnet_official is kept as given; its loader is not written yet")
+    if canonical_name(name) == "syncnet_official":  # kept as given: read and checked by its own loader
+        return load_official_syncnet_state(require(name, directory))
     return torch.load(require(name, directory), map_location="cpu", weights_only=True)
+
+
+def load_official_syncnet_state(path: Path) -> dict[str, torch.Tensor]:
+    from bench.syncnet_official import load_official_syncnet
+
+    return load_official_syncnet(path).state_dict()
 
 
 def verify(directory: Path | None = None) -> dict[str, str]:
@@ -338,7 +344,10 @@ def _install_user_file(directory: Path, manifest: dict[str, Any], name: str, sou
         raise WeightsFetchError(f"--from-file {name}: {source} is not a file")
     sha = file_sha256(source)
     record = {"source": f"file:{source.resolve()}", "source_sha256": sha, "converted_from": "user file"}
-    if entry.package is None:  # kept verbatim (no official checksum known); its loader comes later
+    if entry.package is None:  # kept verbatim (no official checksum is known), once it loads as the network
+        from bench.syncnet_official import load_official_syncnet
+
+        load_official_syncnet(source)  # OfficialWeightsError (one line) for a file that is not the network
         return _commit(directory, manifest, name, record, lambda p: shutil.copyfile(source, p))
     if sha.startswith(entry.official_sha256_prefix or "?"):
         record["official"] = entry.official

@@ -126,3 +126,18 @@ def test_bench_score_reports_official_and_local_lse(official_weights, local_expe
                 sync_expert=local_expert)
     skipped = json.loads((odd / "manifest.json").read_text())["sync"]["skipped"]
     assert "25 fps" in skipped["b"] and "lse_c" not in read_summary(odd)["metrics"]
+
+
+def test_registering_a_file_that_is_not_the_network_fails_in_one_line(official_weights, tmp_path, capsys,
+                                                                      monkeypatch):
+    from bench.cli import main
+
+    state = weights.load_state("syncnet", official_weights)  # the registered file reads back as the network
+    assert state["netfclip.3.weight"].shape == (1024, 512)
+    monkeypatch.setenv("TALKBENCH_WEIGHTS", str(tmp_path / "w"))
+    bogus = tmp_path / "syncnet_v2.model"
+    torch.save({"conv.weight": torch.zeros(3)}, bogus)
+    assert main(["weights", "fetch", "--from-file", f"syncnet={bogus}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bogus) in err[0]
+    assert not weights.provisioned("syncnet", tmp_path / "w")

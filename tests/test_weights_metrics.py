@@ -122,8 +122,10 @@ def test_verify_and_require_detect_corruption(provisioned, tmp_path):
 def test_from_file_entries(provisioned, tmp_path, monkeypatch):
     cache, _ = provisioned
     target = tmp_path / "cache"
-    syncnet = tmp_path / "syncnet_v2.model"
-    syncnet.write_bytes(os.urandom(1000))
+    syncnet = tmp_path / "syncnet_v2.model"  # a randomly initialised network in the official file's form
+    from bench.syncnet_official import OfficialSyncNet
+
+    torch.save(OfficialSyncNet().state_dict(), syncnet)
     weights.fetch(["syncnet"], {"syncnet": syncnet}, directory=target)
     record = json.loads((target / "weights.json").read_text())["entries"]["syncnet_official"]
     assert record["sha256"] == weights.file_sha256(syncnet) == weights.file_sha256(target / "syncnet_official.model")
@@ -131,8 +133,10 @@ def test_from_file_entries(provisioned, tmp_path, monkeypatch):
     # talkbench's own converted file is accepted (digest), a random one is not.
     weights.fetch(["lpips_alex"], {"lpips_alex": cache / "lpips_alex.pt"}, directory=target)
     assert weights.verify(target)["lpips_alex"] == "ok"
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(os.urandom(1000))
     with pytest.raises(weights.WeightsFetchError, match="neither the official"):
-        weights.fetch(["lpips_alex"], {"lpips_alex": syncnet}, directory=target)
+        weights.fetch(["lpips_alex"], {"lpips_alex": junk}, directory=target)
     # An "official" torchvision AlexNet checkpoint (its checksum prefix patched to this fake's) is converted.
     features = {k.split(".", 1)[1]: v for k, v in torch.load(cache / "lpips_alex.pt", weights_only=True).items()}
     official = tmp_path / "alexnet-owt.pth"
