@@ -223,8 +223,10 @@ def generate_dataset(config: SynthConfig, root: Path, workers: int = 2, progress
 
 
 def config_hash(config: SynthConfig) -> str:
-    """Cache key: first 12 hex digits of sha256 over the config and the generator version."""
-    text = json.dumps({"config": asdict(config), "version": GENERATOR_VERSION}, sort_keys=True)
+    """Cache key: first 12 hex digits of sha256 over the config, the generator version and numpy's major
+    version (renderings under numpy 1.26 and 2.x differ by a few grey levels in some pixels)."""
+    text = json.dumps({"config": asdict(config), "version": GENERATOR_VERSION,
+                       "numpy": np.__version__.split(".")[0]}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
