@@ -12,8 +12,9 @@ the report, `bench compare` and notebooks. Differences from `bench run`, and why
 * lip sync, per clip: ``lse_c``/``lse_d`` with the official SyncNet when its weights are provisioned, and
   ``lse_c_local``/``lse_d_local`` with ``--sync-expert CKPT`` (a ``bench train --model syncnet``
   checkpoint, e.g. trained on the user's own dataset). The audio is ``--audio`` or else the generated
-  video's own sound track; clips without audio, or not at 25 fps (the rate both experts read), get no
-  LSE, and the manifest says why (``sync.skipped``).
+  video's own sound track; clips without audio get no LSE and the manifest says why (``sync.skipped``).
+  Both experts read 25 fps: other rates are resampled to 25 fps by nearest frame in time, as
+  syncnet_python's ffmpeg step does (``sync.resampled_from_fps``); frame directories are taken as 25 fps.
 
 Inputs are checked (readable, frame counts and sizes agree, uncertainty shapes) before anything is
 written, and scoring runs before the run directory is created, so bad input leaves no directory.
@@ -47,6 +48,7 @@ from bench.scoring import EvalResult, FrameScorer, stack_samples, summarise
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "external"
+SYNC_FPS = 25.0  # the rate both sync experts read
 POSE_SOURCE = "estimated on the ground truth: MediaPipe face mesh + solvePnP (bench.head_pose)"
 REGION = "full frame (external outputs carry no mask of generated pixels)"
 PIXEL_BUDGET = 1 << 21  # pixels per batch: 32 frames at 256 px, 1 at 1080p; bounds SSIM's scratch memory
@@ -225,9 +227,7 @@ def _meta(pair: Pair, frame: int, pose: np.ndarray | None = None) -> dict[str, A
 
 
 def _sync_audio(pair: Pair, audio: dict[str, dict[str, Any]]) -> tuple[np.ndarray | None, str | None]:
-    """The clip's driving audio at 16 kHz, or None and why not. Frame directories carry no rate: taken as 25 fps."""
-    if pair.fps is not None and abs(pair.fps - 25.0) > 0.01:
-        return None, f"{pair.fps:.3f} fps: the sync experts read 25 fps video (resample it first)"
+    """The clip's driving audio at 16 kHz, or None and why not."""
     if pair.clip_id in audio:
         return video.read_audio(audio[pair.clip_id]["path"]), None
     if pair.pred.is_file():
@@ -238,8 +238,24 @@ def _sync_audio(pair: Pair, audio: dict[str, dict[str, Any]]) -> tuple[np.ndarra
     return None, "no audio: pass --audio, or a generated video with its sound track"
 
 
-def _sync_values(pair: Pair, networks: dict[str, Any], audio: dict[str, dict[str, Any]], skipped: dict[str, str],
+def resample_frames(frames: Iterator[np.ndarray], n_frames: int, fps: float,
+                    target: float = 25.0) -> Iterator[np.ndarray]:
+    """Frames at ``target`` fps from ``n_frames`` at ``fps``: output k shows the input nearest to time k / target."""
+    if abs(fps - target) <= 0.01:
+        yield from frames
+        return
+    count = int(n_frames * target / fps)
+    sources = [min(n_frames - 1, int(round(k * fps / target))) for k in range(count)]
+    position = 0
+    for index, frame in enumerate(frames):
+        while position < count and sources[position] == index:
+            yield frame
+            position += 1
+
+
+def _sync_values(pair: Pair, networks: dict[str, Any], audio: dict[str, dict[str, Any]], sync_log: dict[str, Any],
                  device: torch.device | str) -> dict[str, float]:
+    """The clip's LSE scores; ``sync_log["skipped"]`` / ``["resampled_from_fps"]`` record what was not plain."""
     from bench.lip_sync import video_sync_values
 
     official, local = networks.get("sync_official"), networks.get("sync")
@@ -247,26 +263,33 @@ def _sync_values(pair: Pair, networks: dict[str, Any], audio: dict[str, dict[str
         return {}
     wave, reason = _sync_audio(pair, audio)
     if wave is None:
-        skipped[pair.clip_id] = reason
+        sync_log.setdefault("skipped", {})[pair.clip_id] = reason
         return {}
+
+    # Frame directories carry no rate: taken as 25 fps. Other rates are resampled to 25 fps first, by
+    # nearest frame in time (as ffmpeg's -r 25, which syncnet_python's pipeline applies).
+    fps = pair.fps or SYNC_FPS
+    if abs(fps - SYNC_FPS) > 0.01:
+        sync_log.setdefault("resampled_from_fps", {})[pair.clip_id] = fps
 
     def batches() -> Iterator[np.ndarray]:
         with closing(video.iter_frames(pair.pred)) as frames:
+            frames = resample_frames(frames, pair.n_frames, fps)
             while batch := list(islice(frames, 32)):
                 yield np.stack(batch)
 
     values = video_sync_values(batches, wave, official, local, device)
     if not values:
-        skipped[pair.clip_id] = "no face found, or too short for one 5-frame window"
+        sync_log.setdefault("skipped", {})[pair.clip_id] = "no face found, or too short for one 5-frame window"
     return values
 
 
 def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] | None = None,
                 device: torch.device | str = "cpu", progress: bool = True,
-                audio: dict[str, dict[str, Any]] | None = None, skipped: dict[str, str] | None = None) -> EvalResult:
+                audio: dict[str, dict[str, Any]] | None = None, sync_log: dict[str, Any] | None = None) -> EvalResult:
     """Stream every pair through one FrameScorer (region None: the whole frame), plus per-clip LSE."""
     networks = networks or {}
-    skipped = {} if skipped is None else skipped
+    sync_log = {} if sync_log is None else sync_log
     scorer = FrameScorer.with_networks(config, networks)
     bar = tqdm(total=sum(p.n_frames for p in pairs), desc="score", unit="frame", disable=not progress, leave=False)
     estimator = networks.get("pose")  # bench.head_pose.PoseEstimator
@@ -282,7 +305,7 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] 
             scorer.update(pred_u8, gt_u8, scale, None,
                           [_meta(pair, start + i, None if poses is None else poses[i]) for i in range(len(pred))])
             bar.update(len(pred))
-        values = _sync_values(pair, networks, audio or {}, skipped, device)
+        values = _sync_values(pair, networks, audio or {}, sync_log, device)
         if values:
             yaws = np.concatenate(clip_yaws) if clip_yaws else np.array([np.nan])
             mean_yaw = float(np.nanmean(yaws)) if np.isfinite(yaws).any() else float("nan")
@@ -315,8 +338,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
     manifest = new_manifest(MODEL_NAME, settings, seed)
     manifest["checkpoint"] = None
     manifest["pose"] = POSE_SOURCE if "pose" in networks else None
-    skipped: dict[str, str] = {}
-    manifest["sync"] = {**sync, "skipped": skipped}
+    manifest["sync"] = {**sync, "skipped": {}, "resampled_from_fps": {}}
     manifest["data"] = {"source": "external", "hash": inputs_hash(inputs), "audio": audio or None,
                         "clips": [{"clip_id": p.clip_id, "pred": str(p.pred.resolve()), "gt": str(p.gt.resolve()),
                                    "uncertainty": None if p.uncertainty is None else str(p.uncertainty.resolve()),
@@ -327,7 +349,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
              " with uncertainty" if pairs[0].uncertainty else "")
 
     started = time.perf_counter()
-    result = score_pairs(pairs, config, networks, device, progress, audio, skipped)
+    result = score_pairs(pairs, config, networks, device, progress, audio, manifest["sync"])
     summary = summarise(result, MODEL_NAME, config, seed)
     timings["score_s"] = time.perf_counter() - started
     prepare_run_dir(run_dir)  # only now: a failure above leaves no directory behind

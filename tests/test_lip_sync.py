@@ -120,12 +120,25 @@ def test_bench_score_reports_official_and_local_lse(official_weights, local_expe
                               progress=False, sync_expert=local_expert))
     assert same["metrics"]["lse_d_local"]["value"] != summary["metrics"]["lse_d_local"]["value"]
 
-    # a 20 fps video gets no LSE, and the manifest says why
-    slow = write_mp4(tmp_path / "slow" / "b.mp4", frames[:10], fps=20)
+    # a 20 fps video is resampled to 25 fps first (and the manifest says so); no audio at all: no LSE
+    slow = write_mp4(tmp_path / "slow" / "b.mp4", frames[:20], fps=20)
     odd = score(slow, slow, tmp_path / "odd", audio=CLIP_A, config=config, report=False, progress=False,
                 sync_expert=local_expert)
-    skipped = json.loads((odd / "manifest.json").read_text())["sync"]["skipped"]
-    assert "25 fps" in skipped["b"] and "lse_c" not in read_summary(odd)["metrics"]
+    sync = json.loads((odd / "manifest.json").read_text())["sync"]
+    assert sync["resampled_from_fps"] == {"b": pytest.approx(20.0)} and sync["skipped"] == {}
+    assert read_summary(odd)["metrics"]["lse_c"]["n"] == 1
+    silent = score(slow, slow, tmp_path / "silent", config=config, report=False, progress=False,
+                   sync_expert=local_expert)
+    sync = json.loads((silent / "manifest.json").read_text())["sync"]
+    assert "no audio" in sync["skipped"]["b"] and "lse_c" not in read_summary(silent)["metrics"]
+
+
+def test_resampling_to_25_fps_picks_the_nearest_frame_in_time():
+    from bench.score import resample_frames
+
+    assert [int(f) for f in resample_frames(iter(range(10)), 10, 50.0)] == [0, 2, 4, 6, 8]
+    assert [int(f) for f in resample_frames(iter(range(8)), 8, 20.0)] == [0, 1, 2, 2, 3, 4, 5, 6, 6, 7]
+    assert list(resample_frames(iter(range(4)), 4, 25.0)) == [0, 1, 2, 3]
 
 
 def test_registering_a_file_that_is_not_the_network_fails_in_one_line(official_weights, tmp_path, capsys,
