@@ -74,10 +74,6 @@ class Critics:
                                  "PATH (a `bench train --model syncnet` checkpoint at the same image size)")
             self.expert = load_sync_expert(config.train.sync_expert, net.image_size, device)
 
-    @property
-    def active(self) -> bool:
-        return self.discriminator is not None or self.expert is not None
-
     def generator_terms(self, pred: torch.Tensor,
                         batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """The weighted adversarial and sync terms of the generator's loss (zero when both are off)."""

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import medfilt
 
+from bench.rundir import file_sha256
 from bench.sync_metrics import SyncResult
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def sync_networks(networks: dict[str, Any], config: "EvalConfig", sync_expert: P
         official = build_official_sync(device, mesh=lmd.mesh if lmd is not None else None)
         if official is not None:
             networks["sync_official"] = official
-            used["official"] = {"sha256": _sha256(weights.where("syncnet_official"))}
+            used["official"] = {"sha256": file_sha256(weights.where("syncnet_official"))}
     if sync_expert is not None:
         from bench.train import CheckpointError, load_checkpoint
 
@@ -179,14 +180,8 @@ def sync_networks(networks: dict[str, Any], config: "EvalConfig", sync_expert: P
         if saved.model != "syncnet":
             raise CheckpointError(f"{sync_expert}: --sync-expert must be a 'syncnet' checkpoint, not '{saved.model}'")
         networks["sync"] = expert.eval()
-        used["local"] = {"path": str(Path(sync_expert).resolve()), "sha256": _sha256(Path(sync_expert))}
+        used["local"] = {"path": str(Path(sync_expert).resolve()), "sha256": file_sha256(Path(sync_expert))}
     return used
-
-
-def _sha256(path: Path) -> str:
-    from bench.rundir import file_sha256
-
-    return file_sha256(Path(path))
 
 
 def official_values(result: SyncResult) -> dict[str, float]:

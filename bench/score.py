@@ -239,7 +239,7 @@ def _sync_audio(pair: Pair, audio: dict[str, dict[str, Any]]) -> tuple[np.ndarra
 
 
 def resample_frames(frames: Iterator[np.ndarray], n_frames: int, fps: float,
-                    target: float = 25.0) -> Iterator[np.ndarray]:
+                    target: float = SYNC_FPS) -> Iterator[np.ndarray]:
     """Frames at ``target`` fps from ``n_frames`` at ``fps``: output k shows the input nearest to time k / target."""
     if abs(fps - target) <= 0.01:
         yield from frames
@@ -402,12 +402,6 @@ def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfi
     return [float(v) for v in result.frames[name]]
 
 
-def read_manifest_pose(run_dir: Path) -> str | None:
-    import json
-
-    return json.loads((Path(run_dir) / "manifest.json").read_text()).get("pose")
-
-
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score", help="score any model's output videos against ground truth; write a run directory and report",
@@ -447,7 +441,7 @@ def run_cli(args: argparse.Namespace) -> int:
     from bench.cli import results_table
 
     summary = read_summary(run_dir)
-    pose = "estimated on the ground truth" if read_manifest_pose(run_dir) else "unknown"
+    pose = "unknown" if args.no_networks else "estimated on the ground truth"  # with LMD's face mesh
     print(f"\n{args.pred} scored against {args.gt} (region: whole frame; pose: {pose}):")
     print(results_table(summary))
     print(f"\nrun directory: {run_dir}")

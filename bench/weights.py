@@ -220,14 +220,10 @@ def provisioned(name: str, directory: Path | None = None) -> bool:
 def load_state(name: str, directory: Path | None = None) -> dict[str, torch.Tensor]:
     """A provisioned state dict (plain tensors, loaded with weights_only=True)."""
     if canonical_name(name) == "syncnet_official":  # kept as given: read and checked by its own loader
-        return load_official_syncnet_state(require(name, directory))
+        from bench.syncnet_official import load_official_syncnet
+
+        return load_official_syncnet(require(name, directory)).state_dict()
     return torch.load(require(name, directory), map_location="cpu", weights_only=True)
-
-
-def load_official_syncnet_state(path: Path) -> dict[str, torch.Tensor]:
-    from bench.syncnet_official import load_official_syncnet
-
-    return load_official_syncnet(path).state_dict()
 
 
 def verify(directory: Path | None = None) -> dict[str, str]:
