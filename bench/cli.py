@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("ls", help="list the models")
 
+    report = commands.add_parser("report", help="render a run directory's HTML report again (e.g. after it failed)")
+    report.add_argument("run_dir", type=Path)
+
     compare = commands.add_parser("compare", help="paired per-metric differences between two run directories")
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
@@ -158,8 +161,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         floor = outcome.floor["metrics"]["psnr"]["value"]
         print(f"\nPSNR {args.model}: {ours:.2f} dB   copyref (floor): {floor:.2f} dB")
     print(f"\nrun directory: {outcome.run_dir}")
-    if outcome.report:
-        print(f"report: {outcome.report}")
+    print_report_status(outcome.run_dir)
+    return 0
+
+
+def print_report_status(run_dir: Path) -> None:
+    """After the results table: the report's path, or one warning line on stderr when only the report failed.
+
+    The exit status stays 0 then: the measurements are written and printed; the warning says how to
+    render the report again.
+    """
+    from bench.rundir import report_failure
+
+    warning = report_failure(run_dir)
+    if warning:
+        print(warning, file=sys.stderr)
+    elif (Path(run_dir) / "report.html").is_file():
+        print(f"report: {Path(run_dir).resolve() / 'report.html'}")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bench.rundir import rerender_report
+
+    print(f"report: {rerender_report(args.run_dir)}")
     return 0
 
 
@@ -255,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.errors import EXPECTED_ERRORS
 
     handlers = {"run": _cmd_run, "train": _cmd_train, "ls": _cmd_ls, "data": _cmd_data,
-                "compare": _cmd_compare, "weights": _cmd_weights, "score": _cmd_score}
+                "compare": _cmd_compare, "weights": _cmd_weights, "score": _cmd_score, "report": _cmd_report}
     try:
         return handlers[args.command](args)
     except EXPECTED_ERRORS as error:

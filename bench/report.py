@@ -25,6 +25,7 @@ import re
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import nbformat
@@ -99,7 +100,17 @@ _STYLE_BLOCK = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.IGNORECASE | re
 
 
 class ReportError(RuntimeError):
-    """The report could not be rendered; the message names the run directory and the problem."""
+    """The report could not be rendered; the message names the run directory and the problem.
+
+    ``detail`` holds the notebook's full traceback (plain text) when there is one, for a log file.
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _kernel_supports_curve() -> bool:
@@ -174,14 +185,16 @@ def _execute(run: Path, executed: Path, timeout_s: int) -> None:
             start_timeout=min(120, timeout_s), execution_timeout=timeout_s,
             kernel_manager_class=_CurrentPythonKernelManager)
     except PapermillExecutionError as exc:
-        log.debug("report notebook traceback:\n%s", "\n".join(exc.traceback or []))
+        detail = _ANSI.sub("", "\n".join(exc.traceback or []))
+        log.debug("report notebook traceback:\n%s", detail)
         evalue = str(exc.evalue).strip().splitlines()
         raise ReportError(f"report notebook failed for run directory {run} in cell {exc.exec_count}: "
-                          f"{exc.ename}: {evalue[0] if evalue else ''}") from None
+                          f"{exc.ename}: {evalue[0] if evalue else ''}", detail) from None
     except Exception as exc:  # kernel death, cell timeout, bad notebook: keep it to one line
         first = str(exc).strip().splitlines()
         raise ReportError(f"report notebook could not run for run directory {run}: "
-                          f"{type(exc).__name__}: {first[0] if first else ''}") from exc
+                          f"{type(exc).__name__}: {first[0] if first else ''}",
+                          "".join(traceback.format_exception(exc))) from exc
 
 
 def _reader_notebook(executed: Path, title: str) -> nbformat.NotebookNode:

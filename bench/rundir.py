@@ -1,13 +1,19 @@
 """The run directory: one schema that the CLI, notebooks and tests all read.
 
   manifest.json   config, seed, versions, git sha, data and checkpoint hashes, timings, status
-                  ("running" while work is under way, "scored" once results are written and the
-                  report is rendering, "complete" once every file is written, "failed" with "error")
+                  ("running" while work is under way; "scored" once every result file is written and
+                  the report is rendering; "complete" once the report step has ended, whatever its
+                  outcome; "failed" with "error" when the results themselves could not be made) and
+                  "report": {"status": "rendered", "path": "report.html"} | {"status": "skipped"}
+                  (--no-report) | {"status": "failed", "error": one line, "log": "report_error.log"}.
+                  A failed report never fails the run: the results stand, `bench report RUN_DIR`
+                  renders it again.
   frames.parquet  one row per (clip, frame): ids, pose labels, pose bin, per-frame metrics
   summary.json    {"model", "metrics": {name: {value, ci95, higher_is_better, n}}, "by_pose": {...}}
   curves.npz      sparsification curves: fraction, model_<group>, oracle_<group>
   samples.npz     a few frames per pose bin: gt, pred, error, uncertainty, clip_id, frame, yaw
-  report.html     the rendered notebook
+  report.html     the rendered notebook (absent when the report failed or was skipped)
+  report_error.log  only after a failed report: the error and the notebook's traceback
 """
 from __future__ import annotations
 
@@ -121,10 +127,14 @@ def mark_failed(run_dir: Path, manifest: dict[str, Any], error: BaseException) -
 
 def finish_run(run_dir: Path, manifest: dict[str, Any], result: Any, summary: dict[str, Any],
                timings: dict[str, float], report: bool) -> Path | None:
-    """Write the results (an EvalResult), then the report: status "scored", then "complete".
+    """Write the results (an EvalResult), then try the report; return the report's path or None.
 
-    Any failure marks the manifest "failed" with the error and re-raises; files already written stay.
-    Returns the report's path, or None without a report.
+    Results first: status "scored" once they are written; a failure while writing them marks the run
+    "failed" and re-raises (files already written stay). The report comes last and cannot sink the
+    run: the status becomes "complete" whatever it does and ``manifest["report"]`` records what
+    happened ("rendered", "skipped", or "failed" with the error and a log; see the module docstring).
+    A failed report returns None; ``report_failure`` gives the CLI's warning line. An interrupt while
+    rendering is recorded the same way, then re-raised.
     """
     try:
         result.frames.to_parquet(run_dir / "frames.parquet", index=False)
@@ -136,19 +146,27 @@ def finish_run(run_dir: Path, manifest: dict[str, Any], result: Any, summary: di
         write_json(run_dir / "summary.json", summary)
         manifest.update(status="scored", timings=timings)  # results written; the report is the last step
         write_json(run_dir / "manifest.json", manifest)
-        report_path = None
-        if report:
-            from bench.report import render_report
-
-            started = time.perf_counter()
-            report_path = render_report(run_dir)
-            timings["report_s"] = time.perf_counter() - started
-        manifest.update(status="complete", timings=timings)
-        write_json(run_dir / "manifest.json", manifest)
-        return report_path
     except BaseException as error:
         mark_failed(run_dir, manifest, error)
         raise
+    report_path, interrupted = None, None
+    manifest["report"] = {"status": "skipped"}
+    if report:
+        started = time.perf_counter()
+        try:
+            from bench.report import render_report
+
+            report_path = render_report(run_dir)
+            manifest["report"] = {"status": "rendered", "path": report_path.name}
+        except BaseException as error:  # rendering never decides whether the measurements exist
+            manifest["report"] = _report_failed(run_dir, error)
+            interrupted = None if isinstance(error, Exception) else error
+        timings["report_s"] = time.perf_counter() - started
+    manifest.update(status="complete", timings=timings)
+    write_json(run_dir / "manifest.json", manifest)
+    if interrupted is not None:
+        raise interrupted
+    return report_path
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:
@@ -156,3 +174,74 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunDirError(f"{path}: no summary.json (is this a run directory?)")
     return json.loads(path.read_text())
+
+
+REPORT_LOG = "report_error.log"
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    # ReportError messages already say what failed; anything else (an import, a bug) gets its type.
+    return text if type(error).__name__ == "ReportError" and text else f"{type(error).__name__}: {text}".rstrip(": ")
+
+
+def _report_failed(run_dir: Path, error: BaseException) -> dict[str, Any]:
+    """The manifest's "report" entry for a failed render; the full traceback goes to report_error.log."""
+    import traceback
+
+    message = _one_line(error)
+    entry: dict[str, Any] = {"status": "failed", "error": message}
+    detail = getattr(error, "detail", "") or "".join(traceback.format_exception(error))
+    try:
+        (run_dir / REPORT_LOG).write_text(f"{message}\n\n{detail.rstrip()}\n", encoding="utf-8")
+        entry["log"] = REPORT_LOG
+    except OSError:  # a full disk must not hide the error itself, which is in the manifest
+        pass
+    return entry
+
+
+def report_failure(run_dir: str | Path) -> str | None:
+    """The warning line for a run whose report failed (from its manifest), or None."""
+    run_dir = Path(run_dir)
+    try:
+        entry = json.loads((run_dir / "manifest.json").read_text()).get("report") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(entry, dict) or entry.get("status") != "failed":
+        return None
+    details = f"; details in {run_dir / entry['log']}" if entry.get("log") else ""
+    return (f"report: FAILED ({entry.get('error') or 'unknown error'}); results are in {run_dir}{details}; "
+            f"rerun with `bench report {run_dir}`")
+
+
+def rerender_report(run_dir: str | Path) -> Path:
+    """`bench report RUN_DIR`: render an existing run's report again and record the outcome in its manifest.
+
+    Only the manifest's "report" entry changes (and "scored", a run stopped while rendering, becomes
+    "complete": its results were all written). A failure is recorded, then raised as a ReportError.
+    """
+    from bench.report import ReportError, check_run_dir, render_report
+
+    run = check_run_dir(run_dir)
+    path = run / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+        manifest = manifest if isinstance(manifest, dict) else None
+    except (OSError, ValueError):
+        manifest = None  # the notebook copes without one; nothing to record into
+    try:
+        out = render_report(run)
+        entry: dict[str, Any] = {"status": "rendered", "path": out.name}
+        (run / REPORT_LOG).unlink(missing_ok=True)  # it described an earlier failure
+    except ReportError as error:
+        entry = _report_failed(run, error)
+        if manifest is not None:
+            write_json(path, {**manifest, "report": entry})
+        raise ReportError(f"{error}" + (f" (details in {run / REPORT_LOG})" if entry.get("log") else "")) from None
+    if manifest is not None:
+        status = "complete" if manifest.get("status") == "scored" else manifest.get("status")
+        write_json(path, {**manifest, "status": status, "report": entry})
+    return out

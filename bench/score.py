@@ -438,14 +438,13 @@ def run_cli(args: argparse.Namespace) -> int:
     config = EvalConfig(networks=(), official_sync=False) if args.no_networks else EvalConfig()
     run_dir = score(args.pred, args.gt, args.out, args.uncertainty, args.audio, config=config, seed=args.seed,
                     report=not args.no_report, progress=not args.no_progress, sync_expert=args.sync_expert)
-    from bench.cli import results_table
+    from bench.cli import print_report_status, results_table
 
     summary = read_summary(run_dir)
     pose = "unknown" if args.no_networks else "estimated on the ground truth"  # with LMD's face mesh
     print(f"\n{args.pred} scored against {args.gt} (region: whole frame; pose: {pose}):")
     print(results_table(summary))
     print(f"\nrun directory: {run_dir}")
-    if (run_dir / "report.html").is_file() and not args.no_report:
-        print(f"report: {run_dir / 'report.html'}")
+    print_report_status(run_dir)
     return 0
 

@@ -56,6 +56,8 @@ def _stat(values: np.ndarray, higher: bool, rng: np.random.Generator) -> dict:
 
 def _metrics(df: pd.DataFrame, rng: np.random.Generator) -> dict:
     out = {"psnr": _stat(df["psnr"].to_numpy(), True, rng), "ssim": _stat(df["ssim"].to_numpy(), True, rng)}
+    if "unc_mean" not in df:
+        return out
     rho = df[["unc_mean", "err_mean"]].rank().corr().iloc[0, 1] if len(df) > 2 else float("nan")
     ci = [float(rho) - 0.08, float(rho) + 0.06] if np.isfinite(rho) else None
     out["unc_spearman"] = {"value": float(rho), "ci95": ci, "higher_is_better": True, "n": int(len(df))}
@@ -76,45 +78,103 @@ def _curves(df: pd.DataFrame, groups: tuple[str, ...]) -> dict[str, np.ndarray]:
     return out
 
 
-def _samples(rng: np.random.Generator, df: pd.DataFrame, size: int) -> dict[str, np.ndarray]:
-    """Two frames per pose bin; images are a smooth synthetic 'face' so the strip is legible."""
+def _samples(rng: np.random.Generator, df: pd.DataFrame, sizes: list[tuple[int, int]], identical: bool,
+             with_uncertainty: bool, pad: bool) -> dict[str, np.ndarray]:
+    """Two frames per pose bin; images are a smooth synthetic 'face' so the strip is legible.
+
+    ``sizes`` (H, W) cycle over the samples; with ``pad`` they are zero-padded to the largest H x W and
+    carry their own ``height`` and ``width``, as samples.npz does for clips of different resolutions.
+    """
     picks = df.groupby("pose_bin", sort=False).head(2)
-    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
     gts, preds, errs, uncs = [], [], [], []
-    for _, row in picks.iterrows():
-        shift = row["yaw"] / 200.0
+    for i, (_, row) in enumerate(picks.iterrows()):
+        h, w = sizes[i % len(sizes)]
+        yy, xx = np.mgrid[0:h, 0:w]
+        yy, xx = yy / max(h - 1, 1), xx / max(w - 1, 1)
+        shift = row["yaw"] / 200.0 if np.isfinite(row["yaw"]) else 0.0
         face = np.exp(-(((xx - 0.5 - shift) / 0.28) ** 2 + ((yy - 0.5) / 0.36) ** 2))
         gt = np.stack([0.25 + 0.7 * face, 0.2 + 0.55 * face, 0.2 + 0.45 * face], -1)
-        pred = np.clip(gt + rng.normal(0, row["err_mean"], gt.shape) * (0.5 + face[..., None]), 0, 1)
+        noise = 0.0 if identical else rng.normal(0, row["err_mean"], gt.shape) * (0.5 + face[..., None])
+        pred = np.clip(gt + noise, 0, 1)
         gt8, pred8 = (gt * 255).astype(np.uint8), (pred * 255).astype(np.uint8)
         err = np.abs(gt8.astype(np.float32) - pred8.astype(np.float32)).mean(-1) / 255.0
         gts.append(gt8), preds.append(pred8), errs.append(err)
-        uncs.append((0.6 * err + 0.4 * err.mean() + 0.01 * face).astype(np.float32))
-    return {"gt": np.stack(gts), "pred": np.stack(preds), "error": np.stack(errs).astype(np.float32),
-            "uncertainty": np.stack(uncs), "clip_id": picks["clip_id"].to_numpy().astype(str),
-            "frame": picks["frame"].to_numpy().astype(np.int64), "yaw": picks["yaw"].to_numpy().astype(np.float64)}
+        if not with_uncertainty:  # what the scorer stores without a map
+            uncs.append(np.full(err.shape, np.nan, np.float32))
+        elif identical:
+            uncs.append(np.full(err.shape, row["unc_mean"], np.float32))
+        else:
+            uncs.append((0.6 * err + 0.4 * err.mean() + 0.01 * face).astype(np.float32))
+    heights, widths = [a.shape[0] for a in gts], [a.shape[1] for a in gts]
+    if pad:
+        def padded(arrays: list[np.ndarray]) -> np.ndarray:
+            out = np.zeros((len(arrays), max(heights), max(widths), *arrays[0].shape[2:]), arrays[0].dtype)
+            for j, a in enumerate(arrays):
+                out[j, :a.shape[0], :a.shape[1]] = a
+            return out
+    else:
+        padded = np.stack
+    out = {"gt": padded(gts), "pred": padded(preds), "error": padded(errs).astype(np.float32),
+           "uncertainty": padded(uncs), "clip_id": picks["clip_id"].to_numpy().astype(str),
+           "frame": picks["frame"].to_numpy().astype(np.int64), "yaw": picks["yaw"].to_numpy().astype(np.float64)}
+    if pad:
+        out.update(height=np.asarray(heights, np.int64), width=np.asarray(widths, np.int64))
+    return out
+
+
+def _degenerate(df: pd.DataFrame, identical: bool, pose_labels: bool, with_uncertainty: bool,
+                constant_column: str | None, nan_columns: tuple[str, ...]) -> pd.DataFrame:
+    """Turn plausible frames into the degenerate cases the report must survive."""
+    df = df.copy()
+    if identical:  # prediction == ground truth: zero error, PSNR inf, a constant uncertainty
+        df["err_mean"], df["psnr"], df["ssim"], df["unc_mean"] = 0.0, np.inf, 1.0, 0.05
+    if not pose_labels:  # bench score without a face mesh: no pose, every frame "unknown"
+        df[["yaw", "pitch", "roll"]] = np.nan
+        df["pose_bin"] = "unknown"
+    if not with_uncertainty:
+        df = df.drop(columns=["unc_mean"])
+    if constant_column:
+        df[constant_column] = 0.75
+    for name in nan_columns:
+        df[name] = np.nan
+    return df
 
 
 def make_fake_run(run_dir: str | Path, *, seed: int = 0, model: str = "julnet-tiny", clips_per_bin: int = 3,
                   n_frames: int = 8, size: int = 32, empty_bin: str | None = None, with_samples: bool = True,
-                  with_curves: bool = True, nan_metric: str | None = "ause", status: str = "complete") -> Path:
+                  with_curves: bool = True, nan_metric: str | None = "ause", status: str = "complete",
+                  bins: tuple[str, ...] = BINS, identical: bool = False, pose_labels: bool = True,
+                  with_uncertainty: bool = True, constant_column: str | None = None,
+                  nan_columns: tuple[str, ...] = (), sample_sizes: tuple[tuple[int, int], ...] | None = None) -> Path:
     """Write manifest/frames/summary (+ samples/curves) into ``run_dir`` and return it.
 
     ``empty_bin`` drops every frame of that pose bin and leaves it out of ``by_pose``;
     ``nan_metric`` sets that overall metric's value to NaN (with no CI).
+    Degenerate runs: ``bins`` the strata to make clips in (one bin, one clip, one frame is the smallest
+    run); ``identical`` prediction == ground truth (PSNR inf, zero error, constant uncertainty);
+    ``pose_labels=False`` every frame "unknown" with NaN yaw; ``with_uncertainty=False`` no map at all;
+    ``constant_column`` one per-frame column with a single value; ``nan_columns`` per-frame columns
+    that are all NaN (added when missing); ``sample_sizes`` (H, W) of the samples, padded to the
+    largest with per-sample ``height``/``width`` keys (mixed resolutions).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    bins = tuple(b for b in BINS if b != empty_bin)
+    bins = tuple(b for b in bins if b != empty_bin)
     df = _frames(rng, bins, clips_per_bin, n_frames)
     df = df[df["pose_bin"] != empty_bin].reset_index(drop=True) if empty_bin else df
+    df = _degenerate(df, identical, pose_labels, with_uncertainty, constant_column, nan_columns)
     df.to_parquet(run_dir / "frames.parquet", index=False)
 
     metrics = _metrics(df, rng)
-    if nan_metric:
+    if identical:
+        metrics["psnr"] = {**metrics["psnr"], "value": 100.0, "ci95": None, "n": int(len(df))}  # as the scorer
+    if nan_metric and nan_metric in metrics:
         metrics[nan_metric] = {**metrics[nan_metric], "value": float("nan"), "ci95": None}
-    by_pose = {b: _metrics(df[df["pose_bin"] == b], rng) for b in BINS if (df["pose_bin"] == b).any()}
+    if pose_labels:
+        by_pose = {b: _metrics(df[df["pose_bin"] == b], rng) for b in BINS if (df["pose_bin"] == b).any()}
+    else:  # the scorer still writes every bin, with no frames
+        by_pose = {b: {k: {**v, "value": None, "ci95": None, "n": 0} for k, v in metrics.items()} for b in BINS}
     summary = {"model": model, "metrics": metrics, "by_pose": by_pose}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
 
@@ -129,7 +189,10 @@ def make_fake_run(run_dir: str | Path, *, seed: int = 0, model: str = "julnet-ti
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if with_samples:
-        np.savez(run_dir / "samples.npz", **_samples(rng, df, size))
+        sizes = list(sample_sizes) if sample_sizes else [(size, size)]
+        np.savez(run_dir / "samples.npz", **_samples(rng, df, sizes, identical, with_uncertainty,
+                                                     pad=sample_sizes is not None))
     if with_curves:
-        np.savez(run_dir / "curves.npz", **_curves(df, GROUPS))
+        curves = _curves(df, GROUPS) if with_uncertainty else {"fraction": np.linspace(0.0, 0.98, 50)}
+        np.savez(run_dir / "curves.npz", **curves)
     return run_dir

@@ -5,8 +5,14 @@ import json
 import re
 from pathlib import Path
 
+import nbformat
+import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
+import bench.report
+from bench.cli import main
 from bench.report import NOTEBOOK_PATH, ReportError, render_report, strip_remote_refs
 
 try:
@@ -102,3 +108,109 @@ def test_strip_remote_refs() -> None:
     assert _remote_refs(out) == [] and "://" not in out
     assert len(removed) == 3
     assert 'href="#Metrics"' in out and "data:image/png;base64,AAAA" in out
+
+
+# Degenerate runs, a few features per render (each render costs seconds):
+DEGENERATE = {
+    # one clip, one frame, prediction == ground truth: PSNR inf, zero error, a constant uncertainty
+    "one_frame_identical": dict(bins=("frontal",), clips_per_bin=1, n_frames=1, identical=True),
+    # the issue's failure: pose-labelled frames with an all-NaN metric column (seaborn's boxplot raised
+    # UnboundLocalError 'boxprops'), plus a constant column and samples of three resolutions, padded
+    "nan_constant_mixed_sizes": dict(nan_columns=("lmd",), constant_column="ssim",
+                                     sample_sizes=((32, 32), (24, 40), (40, 20))),
+    # `bench score` without pose or uncertainty: every frame "unknown", yaw NaN, u NaN in samples.npz
+    "no_pose_no_uncertainty": dict(pose_labels=False, with_uncertainty=False, nan_metric=None),
+}
+
+
+@pytest.mark.parametrize("case", list(DEGENERATE))
+def test_degenerate_runs_render(tmp_path: Path, case: str) -> None:
+    run = make_fake_run(tmp_path / case, model=f"fake-{case}", **DEGENERATE[case])
+    html = render_report(run).read_text(encoding="utf-8")
+
+    assert f"fake-{case}" in html and "<script" not in html
+    assert html.count("data:image/png;base64,") >= 2  # the per-frame plots and the sample strip at least
+    if case == "one_frame_identical":
+        assert "1 clips · 1 frames" in html
+        assert "Infinite values (PSNR of identical frames)" in html
+    if case == "nan_constant_mixed_sizes":
+        assert "No finite per-frame values for: lmd" in html
+        # each sample is cropped to its own height x width before it is drawn
+        assert "different resolutions (20×40, 32×32, 40×24 px)" in html
+    if case == "no_pose_no_uncertainty":
+        assert "no uncertainty maps" in html and "Without pose labels" in html
+        assert "per-pose-bin table is not shown" in html
+
+
+def _failing_notebook(path: Path) -> Path:
+    """A report notebook that fails the way seaborn's boxplot did under matplotlib 3.11."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('run_dir = ""', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("raise UnboundLocalError(\"cannot access local variable 'boxprops'\")")]
+    nbformat.write(nb, path)
+    return path
+
+
+def _assert_results_stand(run: Path) -> dict:
+    """Results written and readable, the run complete, the report failure recorded, no half report."""
+    assert json.loads((run / "summary.json").read_text())["metrics"]["psnr"]["n"] > 0
+    assert len(pd.read_parquet(run / "frames.parquet")) > 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and "error" not in manifest
+    assert manifest["report"]["status"] == "failed" and "boxprops" in manifest["report"]["error"]
+    assert "\n" not in manifest["report"]["error"]
+    assert not (run / "report.html").exists() and not list(run.glob(".report.html.*"))
+    return manifest
+
+
+def test_failed_report_keeps_the_results_and_bench_report_renders_it_again(tmp_path: Path, capsys,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench score` of a clip against itself: a report that fails in the notebook does not sink the run."""
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(clip / f"{i}.png")
+    monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bench.report, "NOTEBOOK_PATH", _failing_notebook(tmp_path / "failing.ipynb"))
+    run = tmp_path / "self"
+
+    assert main(["score", "--pred", str(clip), "--gt", str(clip), "--out", str(run), "--no-networks",
+                 "--no-progress"]) == 0  # exit 0: the measurements exist
+    out, err = capsys.readouterr()
+    assert "psnr ↑" in out and "100.000" in out  # the results table is printed
+    manifest = _assert_results_stand(run)
+    assert manifest["report"]["log"] == "report_error.log"
+    assert "UnboundLocalError" in (run / "report_error.log").read_text()  # the notebook's traceback
+    warning = [line for line in err.splitlines() if line.startswith("report: FAILED")]
+    assert len(warning) == 1 and "boxprops" in warning[0] and f"bench report {run}" in warning[0]
+
+    assert main(["report", str(run)]) == 2  # still failing: one line, recorded again
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench: error: ") and "report_error.log" in err[0]
+    _assert_results_stand(run)
+
+    monkeypatch.setattr(bench.report, "NOTEBOOK_PATH", NOTEBOOK_PATH)
+    assert main(["report", str(run)]) == 0
+    assert f"report: {(run / 'report.html').resolve()}" in capsys.readouterr().out
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["report"] == {"status": "rendered", "path": "report.html"} and manifest["status"] == "complete"
+    assert (run / "report.html").stat().st_size > 10_000 and not (run / "report_error.log").exists()
+
+
+def test_bench_run_prints_the_table_when_only_the_report_fails(tmp_path: Path, capsys, provisioned,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(run_dir, *args, **kwargs):
+        raise ReportError(f"report notebook failed for run directory {run_dir} in cell 7: UnboundLocalError: "
+                          "cannot access local variable 'boxprops' where it is not associated with a value")
+
+    monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bench.report, "render_report", broken)
+    run = tmp_path / "copyref"
+
+    assert main(["run", "--model", "copyref", "--preset", "smoke", "--out", str(run), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "psnr ↑" in out and f"run directory: {run}" in out
+    _assert_results_stand(run)
+    assert f"rerun with `bench report {run}`" in err and "report: FAILED" in err
+    assert "report_s" in json.loads((run / "manifest.json").read_text())["timings"]
