@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
     trainer = commands.add_parser("train", help="train a model (resumable; runs under torchrun for DDP)")
     _model_arguments(trainer)
-    trainer.add_argument("--steps", type=int, help="total optimiser steps (default: the preset's)")
+    trainer.add_argument("--steps", type=_positive_int, help="total optimiser steps (default: the preset's)")
     trainer.add_argument("--out", type=Path, help="output directory (default runs/train/MODEL-PRESET-seedN)")
     trainer.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
 
@@ -43,8 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="paired per-metric differences between two run directories")
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
-    compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples over shared clips")
+    compare.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples over shared clips")
     compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--allow-different-data", action="store_true",
+                         help="compare runs whose manifests record different data hashes")
 
     from bench.weights import add_cli as add_weights_cli
 
@@ -60,11 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--preset", default="quick", choices=PRESETS, help="the preset whose data to make")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", type=Path, help="write here instead of the cache")
-    synth.add_argument("--workers", type=int, default=2)
+    synth.add_argument("--workers", type=_positive_int, default=2)
     sheet = data_commands.add_parser("sheet", help="a contact-sheet PNG of a dataset")
     sheet.add_argument("dataset", nargs="?", default="synth", help="'synth' (quick preset data) or a directory")
     sheet.add_argument("--out", type=Path, default=Path("contact_sheet.png"))
-    sheet.add_argument("--frames", type=int, default=6)
+    sheet.add_argument("--frames", type=_positive_int, default=6)
     return parser
 
 
@@ -80,6 +82,17 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weight of the sync expert's term (default: the preset's; bench run trains the expert)")
     parser.add_argument("--sync-expert", type=Path, help="a syncnet checkpoint for the sync loss")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 or a negative count would be silently ignored or misread)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _yaw_edges(text: str) -> tuple[float, float]:
@@ -255,7 +268,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare import compare_runs, format_comparison
 
-    table = compare_runs(args.run_a, args.run_b, resamples=args.resamples, seed=args.seed)
+    table = compare_runs(args.run_a, args.run_b, resamples=args.resamples, seed=args.seed,
+                         allow_different_data=args.allow_different_data)
     print(format_comparison(table))
     return 0
 

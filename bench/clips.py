@@ -27,12 +27,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 FORMAT = "talkbench-clips/1"
 LABEL_KEYS = ("yaw", "pitch", "roll", "mouth_open", "viseme", "landmarks", "landmark_visible")
@@ -123,25 +126,43 @@ def save_clip(path: str | Path, clip: Clip, compress: bool = True) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_clip(path: str | Path) -> Clip:
+def load_clip(path: str | Path, sha256: str | None = None) -> Clip:
+    """Read a clip archive; with ``sha256`` (its manifest entry's), refuse a file whose bytes changed since."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        data = path.read_bytes()  # read once: hashed here, decoded below
     except FileNotFoundError:
         raise ClipFormatError(f"{path}: no such clip file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+    except OSError as error:
+        raise ClipFormatError(f"{path}: unreadable clip file ({error.strerror or error})") from None
+    if sha256:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise ClipFormatError(f"{path}: changed since its manifest was written (sha256 {actual} != {sha256}); "
+                                  "restore the file or rebuild the dataset")
+    if not data.startswith(b"PK"):  # np.load would try it as a .npy or a pickle and say so confusingly
+        raise ClipFormatError(f"{path}: not a clip archive (an .npz is a zip file; this one is not)")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise ClipFormatError(f"{path}: not a readable clip archive ({error})") from None
     for key in ("frames", "audio", "fps", "meta"):
         if key not in arrays:
             raise ClipFormatError(f"{path}: clip archive has no '{key}' array")
-    meta = json.loads(str(arrays.pop("meta").reshape(())))
+    try:
+        meta = json.loads(str(arrays.pop("meta").reshape(())))
+        fps, sample_rate = float(arrays.pop("fps")), int(arrays.pop("sample_rate", 16000))
+    except (ValueError, TypeError) as error:  # JSONDecodeError is a ValueError; non-scalar arrays raise either
+        raise ClipFormatError(f"{path}: 'meta' must be a JSON string and 'fps', 'sample_rate' scalars ({error})") from None
+    if not isinstance(meta, dict):
+        raise ClipFormatError(f"{path}: 'meta' must hold a JSON object, got {type(meta).__name__}")
     clip = Clip(
         clip_id=str(meta.get("clip_id", path.stem)),
         frames=arrays.pop("frames"),
         audio=arrays.pop("audio"),
-        fps=float(arrays.pop("fps")),
-        sample_rate=int(arrays.pop("sample_rate", 16000)),
+        fps=fps,
+        sample_rate=sample_rate,
         meta=meta,
         **{key: arrays[key] for key in LABEL_KEYS if key in arrays},
     )
@@ -154,10 +175,16 @@ def _check_clip(clip: Clip, where: str) -> None:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ClipFormatError(f"{where}: frames must be uint8 T x H x W x 3, got {frames.dtype} {frames.shape}")
     n = frames.shape[0]
+    if n == 0:
+        raise ClipFormatError(f"{where}: the clip has no frames")
+    if np.ndim(clip.audio) != 1:
+        raise ClipFormatError(f"{where}: audio must be mono (one dimension), got shape {np.shape(clip.audio)}")
+    if not (np.isfinite(clip.fps) and clip.fps > 0 and clip.sample_rate > 0):
+        raise ClipFormatError(f"{where}: fps and sample_rate must be positive, got {clip.fps} and {clip.sample_rate}")
     for key in LABEL_KEYS:
         value = getattr(clip, key)
-        if value is not None and len(value) != n:
-            raise ClipFormatError(f"{where}: label '{key}' has {len(value)} entries for {n} frames")
+        if value is not None and np.shape(value)[:1] != (n,):
+            raise ClipFormatError(f"{where}: label '{key}' has shape {np.shape(value)} for {n} frames")
 
 
 @dataclass
@@ -175,7 +202,8 @@ class Dataset:
         return [entry for entry in self.entries if entry["split"] == name]
 
     def clip(self, entry: dict[str, Any]) -> Clip:
-        return load_clip(self.root / entry["file"])
+        """Load one clip, checking its bytes against the manifest's sha256 (the data hash covers them)."""
+        return load_clip(self.root / entry["file"], sha256=entry.get("sha256"))
 
     def clips(self, split: str) -> Iterator[Clip]:
         for entry in self.split(split):
@@ -217,19 +245,70 @@ def manifest_entry(clip: Clip, file: str, sha256: str) -> dict[str, Any]:
     }
 
 
+# What a dataset is, for messages about directories that are not one. `bench data prepare` (a folder of
+# videos -> a dataset) is planned but not written yet: reword this line when it lands.
+DATASET_HINT = (f'a dataset is a directory with a {FORMAT} manifest.json (a JSON object with "format": "{FORMAT}" '
+                'and "clips": [...]) and one .npz per clip, as `bench data synth --out DIR` writes; `bench data '
+                'prepare`, to make one from a folder of videos, is not in this version yet (`bench score` scores '
+                'videos directly)')
+_ENTRY_KEYS = ("id", "file", "split")
+_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    """What is wrong with a parsed manifest's shape, or None."""
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not a {FORMAT} manifest"
+    if manifest.get("format") != FORMAT:
+        found = f"{manifest['format']!r}" if "format" in manifest else "none"
+        return f'"format" is {found}, not "{FORMAT}"'
+    if not isinstance(manifest.get("clips"), list):
+        return 'has no "clips" list'
+    ids: set[str] = set()
+    for i, entry in enumerate(manifest["clips"]):
+        if not isinstance(entry, dict):
+            return f"clips[{i}] is a JSON {type(entry).__name__}, not an object"
+        missing = [key for key in _ENTRY_KEYS if key not in entry]
+        if missing:
+            return f"clips[{i}] lacks {missing} (each clip entry needs {list(_ENTRY_KEYS)})"
+        if not all(isinstance(entry[key], str) and entry[key] for key in _ENTRY_KEYS):
+            return f"clips[{i}]: {list(_ENTRY_KEYS)} must be non-empty strings"
+        if not isinstance(entry.get("sha256", ""), (str, type(None))):
+            return f"clips[{i}]: \"sha256\" must be a hex string"
+        if entry["id"] in ids:  # two clips under one id would be merged in every per-clip statistic
+            return f"clips[{i}]: clip id {entry['id']!r} appears twice"
+        ids.add(entry["id"])
+    return None
+
+
 def open_dataset(root: str | Path) -> Dataset:
+    """Open a dataset directory; ClipFormatError (one line naming the file) for anything that is not one."""
     root = Path(root)
+    if not root.exists():
+        raise ClipFormatError(f"{root}: no such dataset directory; {DATASET_HINT}")
+    if not root.is_dir():
+        raise ClipFormatError(f"{root}: not a directory; {DATASET_HINT}")
     path = root / "manifest.json"
     if not path.is_file():
-        raise ClipFormatError(f"{path}: dataset manifest not found")
+        videos = [p for p in root.iterdir() if p.suffix.lower() in _VIDEO_SUFFIXES]
+        found = f" (it holds {len(videos)} video file(s))" if videos else ""
+        raise ClipFormatError(f"{path}: dataset manifest not found{found}; {DATASET_HINT}")
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ClipFormatError(f"{path}: not valid JSON ({error})") from None
-    if manifest.get("format") != FORMAT or not isinstance(manifest.get("clips"), list):
-        raise ClipFormatError(f"{path}: not a {FORMAT} manifest")
-    for entry in manifest["clips"]:
-        missing = {"id", "file", "split"} - set(entry)
-        if missing:
-            raise ClipFormatError(f"{path}: clip entry lacks {sorted(missing)}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ClipFormatError(f"{path}: not valid JSON ({error}); {DATASET_HINT}") from None
+    except OSError as error:
+        raise ClipFormatError(f"{path}: unreadable ({error.strerror or error})") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise ClipFormatError(f"{path}: {problem}; {DATASET_HINT}")
+    # Check every listed file now, not after minutes of training on the first ones.
+    absent = [entry["file"] for entry in manifest["clips"] if not (root / entry["file"]).is_file()]
+    if absent:
+        more = f" and {len(absent) - 1} more" if len(absent) > 1 else ""
+        raise ClipFormatError(f"{path}: lists clip file {absent[0]!r}{more}, not found in {root}")
+    unchecked = sum(1 for entry in manifest["clips"] if not entry.get("sha256"))
+    if unchecked:
+        log.warning("%s: %d clip entries have no sha256: their files are not checked when loaded and the data "
+                    "hash does not cover their content", path, unchecked)
     return Dataset(root=root, manifest=manifest)

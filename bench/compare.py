@@ -6,6 +6,8 @@ the bins that occur, by run A's labels), ``bench.stats.paired_bootstrap`` gives 
 means for A and B, the difference B - A, its 95% percentile CI and a two-sided p-value, all by
 resampling the shared clips. The better direction comes from summary.json's higher_is_better,
 else from a small built-in table; metrics with no better direction (unc_mean) name no winner.
+Runs are refused unless both manifests say their results were written (status "scored" or "complete")
+and both are on the same data (manifest data hash; for `bench score` runs, the ground truth).
 """
 from __future__ import annotations
 
@@ -37,7 +39,73 @@ class CompareError(ValueError):
     """A run directory that cannot be compared; the message is one line naming the file."""
 
 
+COMPARABLE = ("scored", "complete")  # bench.rundir: results written (report pending, or done)
+
+
+def _read_manifest(run: Path) -> dict:
+    """The run's manifest.json, refused unless its status says the results were written."""
+    path = run / "manifest.json"
+    if not path.is_file():
+        raise CompareError(f"{path}: missing; without it there is no telling whether the run finished "
+                           "or what data it was on")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CompareError(f"{path}: unreadable JSON ({type(exc).__name__})") from exc
+    if not isinstance(manifest, dict):
+        raise CompareError(f"{path}: expected a JSON object")
+    status = manifest.get("status")
+    if status not in COMPARABLE:
+        why = {"running": " (still running, or stopped before writing its results)",
+               "failed": f" ({str(manifest.get('error', 'no error recorded')).splitlines()[0][:200]})"}.get(status, "")
+        raise CompareError(f"{path}: status is {status!r}{why}; only runs with status "
+                           f"{' or '.join(repr(s) for s in COMPARABLE)} are compared")
+    return manifest
+
+
+def _data_identity(manifest: dict) -> tuple[str, str | None]:
+    """(what identifies the evaluated data, its value): the dataset hash, or for `bench score` runs (whose
+    hash also covers the predictions) the ground truth's hash when recorded."""
+    data = manifest.get("data") if isinstance(manifest.get("data"), dict) else {}
+    if data.get("source") == "external":
+        return "ground-truth hash", data.get("gt_hash")
+    return "data hash", data.get("hash")
+
+
+def _check_same_data(run_a: Path, manifest_a: dict, run_b: Path, manifest_b: dict) -> None:
+    """Refuse runs on different data: shared clip ids would pair unrelated clips into a confident answer."""
+    (kind_a, a), (kind_b, b) = _data_identity(manifest_a), _data_identity(manifest_b)
+    if kind_a == kind_b == "ground-truth hash" and (a is None or b is None):
+        _check_same_ground_truth(run_a, manifest_a, run_b, manifest_b)
+        return
+    if a is None or b is None:
+        path = (run_a if a is None else run_b) / "manifest.json"
+        raise CompareError(f"{path}: records no {kind_a if a is None else kind_b}, so the runs cannot be shown to "
+                           "be on the same data; pass --allow-different-data to compare anyway")
+    if kind_a != kind_b or a != b:
+        raise CompareError(f"{run_a / 'manifest.json'} and {run_b / 'manifest.json'}: the runs are on different "
+                           f"data ({kind_a} {a} != {kind_b} {b}); pass --allow-different-data to compare anyway")
+
+
+def _check_same_ground_truth(run_a: Path, manifest_a: dict, run_b: Path, manifest_b: dict) -> None:
+    """`bench score` runs without a ground-truth hash: the shared clips must name the same ground-truth files."""
+    def truth(manifest: dict) -> dict[str, tuple]:
+        clips = manifest["data"].get("clips") or []
+        return {str(c.get("clip_id")): (c.get("gt"), c.get("n_frames")) for c in clips if isinstance(c, dict)}
+    a, b = truth(manifest_a), truth(manifest_b)
+    differ = sorted(k for k in a.keys() & b.keys() if a[k] != b[k])
+    if differ:
+        raise CompareError(f"{run_a / 'manifest.json'} and {run_b / 'manifest.json'}: clip {differ[0]!r} was scored "
+                           f"against different ground truth ({a[differ[0]][0]} vs {b[differ[0]][0]}); "
+                           "pass --allow-different-data to compare anyway")
+    log.warning("%s and %s record no ground-truth hash; checked only that shared clips name the same "
+                "ground-truth files", run_a, run_b)
+
+
 def _load(run: Path) -> tuple[pd.DataFrame, dict]:
+    if not run.is_dir():
+        raise CompareError(f"{run}: {'not a directory' if run.exists() else 'no such directory'}; "
+                           "bench compare takes two run directories")
     frames_path, summary_path = run / "frames.parquet", run / "summary.json"
     for path in (frames_path, summary_path):
         if not path.is_file():
@@ -89,14 +157,24 @@ def _better(diff: float, higher: bool | None) -> str:
     return "B" if (diff > 0) == higher else "A"
 
 
-def compare_runs(run_a: Path, run_b: Path, resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+def compare_runs(run_a: Path, run_b: Path, resamples: int = 2000, seed: int = 0,
+                 allow_different_data: bool = False) -> pd.DataFrame:
     """One row per (metric, pose_bin): mean_a, mean_b, diff (B - A), ci_low, ci_high, p_value, better.
 
+    Both runs must have finished writing their results (manifest status "scored" or "complete") and,
+    unless ``allow_different_data``, be on the same data (CompareError otherwise).
     ``df.attrs`` holds the run paths, model names and frame counts (shared and per run).
     """
+    if resamples < 1:
+        raise CompareError(f"--resamples must be at least 1, got {resamples}")
     run_a, run_b = Path(run_a), Path(run_b)
     frames_a, summary_a = _load(run_a)
     frames_b, summary_b = _load(run_b)
+    manifest_a, manifest_b = _read_manifest(run_a), _read_manifest(run_b)
+    if allow_different_data:
+        log.warning("comparing without checking that %s and %s are on the same data", run_a, run_b)
+    else:
+        _check_same_data(run_a, manifest_a, run_b, manifest_b)
     metrics = _metric_columns(frames_a, frames_b)
     pose_source = frames_a if "pose_bin" in frames_a.columns else frames_b
     keys = ["clip_id", "frame"]

@@ -4,6 +4,8 @@ Both follow scikit-image's definitions so values match published tables computed
 PSNR with data range 255; SSIM with an 11x11 Gaussian window (sigma 1.5, truncate 3.5),
 K1 = 0.01, K2 = 0.03, population covariances (``use_sample_covariance=False``), the mean taken over
 the interior where the window fits (skimage crops the same border), averaged over RGB channels.
+An image smaller than the window in either dimension has no such interior: scikit-image raises,
+here its SSIM is NaN (PSNR is still defined), so one tiny crop or frame never stops a whole run.
 """
 from __future__ import annotations
 
@@ -35,9 +37,11 @@ def _valid_blur_matrix(size: int, window: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
-    """B x C x H x W -> B mean SSIM values."""
+    """B x C x H x W -> B mean SSIM values; NaN where the image is smaller than the 11x11 window."""
     x, y = pred.double(), target.double()
     window = gaussian_window().to(x.device)
+    if min(x.shape[-2:]) < window.numel():  # no valid window position (scikit-image raises here)
+        return torch.full(x.shape[:1], float("nan"), dtype=x.dtype, device=x.device)
     # The separable valid blur as two banded matrix products: same values as a grouped
     # convolution, several times faster on CPU (benchmarks/bench_metrics.py).
     rows = _valid_blur_matrix(x.shape[-2], window)

@@ -132,6 +132,10 @@ def build_lpips(net: str = "alex", device: str | torch.device = "cpu", path: Pat
     return model.eval().requires_grad_(False).to(device)
 
 
+# The smallest image side each backbone's convolutions and poolings accept (found by trying sizes).
+MIN_SIDE = {"alex": 31, "vgg": 16}
+
+
 def lpips_distance(model: lpips.LPIPS, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image LPIPS (B,) of B x 3 x H x W images in [0, 1] (scaled to the [-1, 1] lpips expects).
 
@@ -142,6 +146,9 @@ def lpips_distance(model: lpips.LPIPS, pred: torch.Tensor, target: torch.Tensor)
         raise ValueError(f"expected two B x 3 x H x W batches, got {tuple(pred.shape)} and {tuple(target.shape)}")
     if pred.numel() == 0:
         return pred.new_zeros(pred.shape[0])
+    if min(pred.shape[-2:]) < MIN_SIDE.get(getattr(model, "pnet_type", ""), 0):
+        # The backbone's kernels do not fit: LPIPS is undefined here, like SSIM under its window (NaN).
+        return torch.full(pred.shape[:1], float("nan"), device=pred.device)
     lo, hi = min(pred.min(), target.min()), max(pred.max(), target.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise ValueError(f"LPIPS inputs must be in [0, 1], got values in [{float(lo):.3g}, {float(hi):.3g}]")

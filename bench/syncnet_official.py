@@ -173,7 +173,8 @@ def _read_plain(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise OfficialWeightsError(f"{path}: no such file") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as error:
+    # KeyError / IndexError: a file of arbitrary bytes can send the unpickler's memo lookups astray.
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError, KeyError, IndexError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OfficialWeightsError(
             f"{path}: cannot be read as a plain state dict with torch.load(weights_only=True) ({first}); "

@@ -145,13 +145,45 @@ def _cached_sha256(path: Path, fresh: bool = False) -> str:
 
 # ----------------------------------------------------------------------------------------------- manifest
 
+class WeightsManifestError(WeightsMissingError):
+    """weights.json exists but cannot be read as a manifest; the message names it and the fix."""
+
+
 def _read_manifest(directory: Path) -> dict[str, Any]:
+    """weights.json (empty when absent); WeightsManifestError when it exists but is unreadable, so a damaged
+    record is never mistaken for "nothing provisioned" and silently rewritten."""
+    path = directory / MANIFEST
     try:
-        data = json.loads((directory / MANIFEST).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
         return {"format": 1, "entries": {}}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data, problem = None, f"not valid JSON ({type(error).__name__})"
+    else:
+        entries = data.get("entries", {}) if isinstance(data, dict) else None
+        problem = None if isinstance(entries, dict) and all(isinstance(r, dict) for r in entries.values()) else \
+            "not an object of entry records"
+    if problem:
+        raise WeightsManifestError(f"{path}: unreadable ({problem}); run: {FETCH_COMMAND} --force "
+                                   "(keeps the damaged file beside it and provisions afresh)")
     data.setdefault("entries", {})
     return data
+
+
+def _read_manifest_for_fetch(directory: Path, force: bool) -> dict[str, Any]:
+    """The manifest `fetch` updates: an unreadable one is refused unless ``force``, which moves it aside
+    (nothing lost) with a warning and starts from an empty record."""
+    try:
+        return _read_manifest(directory)
+    except WeightsManifestError:
+        if not force:
+            raise
+    path = directory / MANIFEST
+    backup = path.with_name(f"{MANIFEST}.unreadable-{datetime.datetime.now():%Y%m%d-%H%M%S-%f}")
+    os.replace(path, backup)
+    log.warning("%s was unreadable; kept it as %s and re-provisioning from scratch (entries once given "
+                "with --from-file need it again)", path, backup)
+    return {"format": 1, "entries": {}}
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -372,7 +404,7 @@ def fetch(names: list[str] | None = None, from_files: dict[str, Path] | None = N
     directory = where(None, directory)
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
-        manifest = _read_manifest(directory)
+        manifest = _read_manifest_for_fetch(directory, force)
         for name, source in from_files.items():
             _install_user_file(directory, manifest, name, source)
         todo = [n for n in wanted if n not in from_files and (force or _problem(n, directory, manifest))]

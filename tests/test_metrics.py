@@ -89,3 +89,23 @@ def test_clip_bootstrap_ci_brackets_the_mean_and_needs_two_clips():
     low, high = clip_bootstrap_ci(values, clips, 500, seed=0)
     assert low < values.mean() < high
     assert clip_bootstrap_ci(values[:20], clips[:20]) is None
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (10, 40), (40, 10)])
+def test_ssim_is_nan_below_its_window_where_scikit_image_raises(height, width):
+    pred, gt = _pair(0, size=40)
+    pred, gt = pred[:height, :width], gt[:height, :width]
+    with pytest.raises(ValueError):
+        structural_similarity(gt, pred, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5)
+    ours = image_metrics.ssim(_torch([pred]), _torch([gt]))
+    assert ours.shape == (1,) and torch.isnan(ours).all()
+    assert image_metrics.psnr(_torch([pred]), _torch([gt])).item() == pytest.approx(
+        peak_signal_noise_ratio(gt, pred, data_range=255), abs=1e-6)
+
+
+def test_ssim_at_exactly_the_window_size_matches_scikit_image():
+    pred, gt = _pair(1, size=11)
+    pred, gt = pred[:, :11], gt[:, :11]
+    ref = structural_similarity(gt, pred, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False)
+    assert image_metrics.ssim(_torch([pred]), _torch([gt])).item() == pytest.approx(ref, abs=1e-6)

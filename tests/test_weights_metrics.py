@@ -213,6 +213,20 @@ def test_lpips_builder_matches_lpips_with_manual_load(provisioned):
         lpips_metric.lpips_distance(model, 2 * x - 1, x)
 
 
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_is_nan_for_images_its_backbone_cannot_take(provisioned, net):
+    """Below the smallest side the backbone accepts, LPIPS is NaN (as SSIM under its window), not a traceback;
+    at that side it is a number, so the bound is not set too high."""
+    model = lpips_metric.build_lpips(net)
+    side = lpips_metric.MIN_SIDE[net]
+    with torch.no_grad():
+        small = lpips_metric.lpips_distance(model, _smooth_images(2, 64, 1)[..., :side - 1, :],
+                                            _smooth_images(2, 64, 2)[..., :side - 1, :])
+        fits = lpips_metric.lpips_distance(model, _smooth_images(1, side, 1), _smooth_images(1, side, 2))
+    assert small.shape == (2,) and torch.isnan(small).all()
+    assert torch.isfinite(fits).all()
+
+
 # ------------------------------------------------------------------------------------------ FID
 
 def test_frechet_distance_matches_pytorch_fid():

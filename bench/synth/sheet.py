@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clips import Clip, Dataset
+from ..clips import Clip, ClipFormatError, Dataset
+from ..rundir import RunDirError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ def _pick_clips(dataset: Dataset, max_clips: int) -> list[dict]:
 def contact_sheet(dataset: Dataset, path: Path, frames_per_clip: int = 6, max_clips: int = 12,
                   landmarks: bool = True) -> Path:
     """Write a PNG grid (rows = clips, columns = evenly spaced frames) with labels; returns path."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() != ".png":  # matplotlib would add ".png" or pick another format
+        raise RunDirError(f"{path}: --out must name a .png file")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,7 +38,7 @@ def contact_sheet(dataset: Dataset, path: Path, frames_per_clip: int = 6, max_cl
 
     entries = _pick_clips(dataset, max_clips)
     if not entries:
-        raise ValueError(f"dataset {dataset.root} has no clips")
+        raise ClipFormatError(f"{dataset.root / 'manifest.json'}: the dataset has no clips")
     clips = [dataset.clip(entry) for entry in entries]
     tile = max(max(clip.frames.shape[1] for clip in clips), 128)
     width = LABEL_WIDTH + frames_per_clip * (tile + GAP)
@@ -78,7 +82,6 @@ def contact_sheet(dataset: Dataset, path: Path, frames_per_clip: int = 6, max_cl
         axes.text(x, y, text, fontsize=style.pop("fontsize", 6.5), color="white" if on_image else "#222222",
                   bbox=dict(boxstyle="square,pad=0.15", fc="black", alpha=0.45, lw=0) if on_image else None,
                   **style)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=dpi)
     log.info("contact sheet of %d clips written to %s", len(clips), path)
