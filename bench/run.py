@@ -19,8 +19,8 @@ from bench.evaluate import EvalResult, evaluate, metric_networks, summarise
 from bench.frames import ClipTensors, prepare_clip
 from bench.lip_sync import sync_networks
 from bench.models import build_model, model_class
-from bench.rundir import (check_run_dir_free, file_sha256, finish_run, mark_failed, new_manifest,
-                          prepare_run_dir, write_json)
+from bench.rundir import (check_run_dir_free, claim_new_run_dir, claim_run_dir, file_sha256, finish_run,
+                          mark_failed, new_manifest, release_run_dir, write_json)
 from bench.train import load_checkpoint, pick_device, train
 
 log = logging.getLogger(__name__)
@@ -105,41 +105,47 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
     if config.preset == "paper" and not torch.cuda.is_available():
         raise RunError("the 'paper' preset is declared for GPUs; use --preset quick or smoke on this machine")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    # Check the output early, create it only once data and model are in hand: bad input leaves nothing.
-    run_dir = check_run_dir_free(out_dir or Path("runs") / f"{config.model}-{config.preset}-{stamp}")
+    # Check the output first; claim it (created exclusively, manifest "running") once the networks load, so an
+    # unusable or taken --out fails before any training; a failure before evaluation removes the claim again.
+    if out_dir is not None:
+        check_run_dir_free(out_dir)
     manifest = new_manifest(config.model, config.to_dict(), config.seed)
     device = pick_device()
     timings: dict[str, float] = {}
     networks = metric_networks(config.eval, device)  # before any work: missing weights fail fast
     manifest["sync"] = sync_networks(networks, config.eval, None, device)  # the official SyncNet, when provisioned
+    default = Path("runs") / f"{config.model}-{config.preset}-{stamp}"
+    run_dir = claim_run_dir(out_dir, manifest) if out_dir is not None else claim_new_run_dir(default, manifest)
+    try:
+        started = time.perf_counter()
+        dataset = load_data(config, progress)
+        test_clips = prepare_split(dataset, "test", config.net.image_size, progress)
+        timings["data_s"] = time.perf_counter() - started
+        manifest["data"] = {"source": config.data.source, "hash": dataset.content_hash, "root": str(dataset.root)}
 
-    started = time.perf_counter()
-    dataset = load_data(config, progress)
-    test_clips = prepare_split(dataset, "test", config.net.image_size, progress)
-    timings["data_s"] = time.perf_counter() - started
-    manifest["data"] = {"source": config.data.source, "hash": dataset.content_hash, "root": str(dataset.root)}
-
-    started = time.perf_counter()
-    expert = None
-    if config.eval.sync == "local" or (config.net.sync_weight > 0 and not config.train.sync_expert):
-        # The project's own SyncNet expert on the same data, trained and cached once: the lip-sync
-        # scorer, and the generator's sync loss when that is on and no expert was named.
-        # Keyed on what the expert uses (image size, widths, data, training), not on the generator's losses.
-        sync_config = replace(config, model="syncnet",
-                              net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0,
-                                          perceptual_weight=0.0),
-                              train=replace(config.train, steps=config.eval.sync_steps, lr=config.eval.sync_lr,
-                                            sync_expert=""))
-        expert, _, manifest["sync_expert"] = obtain_model(sync_config, dataset, None, device, progress)
-        if config.net.sync_weight > 0 and not config.train.sync_expert:
-            config = replace(config, train=replace(config.train, sync_expert=manifest["sync_expert"]["path"]))
-    model, config, manifest["checkpoint"] = obtain_model(
-        config, dataset, Path(checkpoint) if checkpoint else None, device, progress)
-    manifest["config"] = config.to_dict()
-    if config.eval.sync == "local":
-        networks["sync"] = expert
-    timings["train_s"] = time.perf_counter() - started
-    prepare_run_dir(run_dir)
+        started = time.perf_counter()
+        expert = None
+        if config.eval.sync == "local" or (config.net.sync_weight > 0 and not config.train.sync_expert):
+            # The project's own SyncNet expert on the same data, trained and cached once: the lip-sync
+            # scorer, and the generator's sync loss when that is on and no expert was named.
+            # Keyed on what the expert uses (image size, widths, data, training), not on the generator's losses.
+            sync_config = replace(config, model="syncnet",
+                                  net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0,
+                                              perceptual_weight=0.0),
+                                  train=replace(config.train, steps=config.eval.sync_steps, lr=config.eval.sync_lr,
+                                                sync_expert=""))
+            expert, _, manifest["sync_expert"] = obtain_model(sync_config, dataset, None, device, progress)
+            if config.net.sync_weight > 0 and not config.train.sync_expert:
+                config = replace(config, train=replace(config.train, sync_expert=manifest["sync_expert"]["path"]))
+        model, config, manifest["checkpoint"] = obtain_model(
+            config, dataset, Path(checkpoint) if checkpoint else None, device, progress)
+        manifest["config"] = config.to_dict()
+        if config.eval.sync == "local":
+            networks["sync"] = expert
+        timings["train_s"] = time.perf_counter() - started
+    except BaseException:
+        release_run_dir(run_dir)  # nothing but the claim was written
+        raise
     write_json(run_dir / "manifest.json", manifest)
 
     try:

@@ -16,19 +16,25 @@ the report, `bench compare` and notebooks. Differences from `bench run`, and why
   Both experts read 25 fps: other rates are resampled to 25 fps by nearest frame in time, as
   syncnet_python's ffmpeg step does (``sync.resampled_from_fps``); frame directories are taken as 25 fps.
 
-Inputs are checked (readable, frame counts and sizes agree, uncertainty shapes) before anything is
-written, and scoring runs before the run directory is created, so bad input leaves no directory.
-Frames stream in batches, so memory does not grow with the number of frames.
+Inputs are checked (readable, frame counts, sizes, frame rates and colour agree, uncertainty shapes)
+before anything is written, so bad input leaves no directory. Then the run directory is claimed
+(created exclusively, manifest status "running") and the clips are scored one at a time, each into a
+fresh ``FrameScorer`` whose state goes to ``partial/<clip_id>.npz`` as soon as the clip is done
+(``bench.score_partial``); the summary is built from those states, so a failure or a kill loses only the
+clip under way and ``--resume`` scores only the clips still missing, to the same summary.json. FID
+takes every ``fid_every``-th frame of each clip (frame index within the clip), so the pick does not
+depend on where a run was resumed. Frames stream in batches, so memory does not grow with the number
+of frames; clips may differ in resolution and frame rate.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
+import datetime as dt
 import logging
+import shutil
 import time
 from contextlib import ExitStack, closing
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
@@ -37,144 +43,28 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench import video
-from bench.config import POSE_BINS, EvalConfig
+from bench import score_partial, video
+from bench.config import EvalConfig
 from bench.evaluate import metric_networks
 from bench.lip_sync import sync_networks
-from bench.rundir import (check_run_dir_free, file_sha256, finish_run, new_manifest, prepare_run_dir,
-                          read_summary, write_json)
-from bench.scoring import EvalResult, FrameScorer, stack_samples, summarise
+from bench.rundir import (check_run_dir_free, claim_new_run_dir, claim_run_dir, finish_run, lock_run_dir,
+                          mark_failed, new_manifest, read_summary, release_run_dir, unlock_run_dir, write_json)
+from bench.score_inputs import (Pair, ScoreError, audio_records, batch_pairs, check_pair, clip_id_of,
+                                inputs_hash, is_batch_dir)
+from bench.scorer_state import export_state, merge_state
+from bench.scoring import EvalResult, FrameScorer, summarise
+
+__all__ = ["Pair", "ScoreError", "check_pair", "inputs_hash", "resample_frames", "score", "score_batch",
+           "score_clip", "score_metric", "score_pairs"]
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "external"
+MODEL_NAME = score_partial.MODEL_NAME  # "external"
 SYNC_FPS = 25.0  # the rate both sync experts read
 POSE_SOURCE = "estimated on the ground truth: MediaPipe face mesh + solvePnP (bench.head_pose)"
 REGION = "full frame (external outputs carry no mask of generated pixels)"
 PIXEL_BUDGET = 1 << 21  # pixels per batch: 32 frames at 256 px, 1 at 1080p; bounds SSIM's scratch memory
 FRAME_METRICS = ("psnr", "ssim", "err_mean", "lpips", "lmd")  # per-frame image metrics `--metric` can print
-
-
-class ScoreError(ValueError):
-    """Inputs that do not pair up (frame counts, sizes, stems); one line naming the files."""
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One generated video and its ground truth, checked to agree."""
-
-    clip_id: str
-    pred: Path
-    gt: Path
-    uncertainty: Path | None
-    n_frames: int
-    height: int
-    width: int
-    fps: float | None
-
-
-# ---------------------------------------------------------------- inputs
-def _has_frames(path: Path) -> bool:
-    return any(q.is_file() and q.suffix.lower() in video.IMAGE_SUFFIXES for q in path.iterdir())
-
-
-def _is_batch_dir(path: Path) -> bool:
-    """A directory of videos (or of per-clip frame directories), as opposed to a directory of frames."""
-    if not path.is_dir() or _has_frames(path):
-        return False
-    return any((p.is_file() and p.suffix.lower() in video.VIDEO_SUFFIXES) or (p.is_dir() and _has_frames(p))
-               for p in path.iterdir())
-
-
-def _stems(directory: Path, what: str) -> dict[str, Path]:
-    """clip id (file stem, or directory name) -> video file or frame directory inside a batch directory."""
-    out: dict[str, Path] = {}
-    for path in sorted(directory.iterdir(), key=lambda p: video.natural_key(p.name)):
-        if (path.is_file() and path.suffix.lower() in video.VIDEO_SUFFIXES) or (path.is_dir() and _has_frames(path)):
-            stem = _clip_id(path)
-            if stem in out:
-                raise ScoreError(f"{directory}: two {what} inputs share the stem '{stem}' "
-                                 f"({out[stem].name}, {path.name})")
-            out[stem] = path
-    if not out:
-        raise ScoreError(f"{directory}: directory holds no videos")
-    return out
-
-
-def _clip_id(path: Path) -> str:
-    return path.name if path.is_dir() else path.stem
-
-
-def check_pair(clip_id: str, pred: Path, gt: Path, uncertainty: Path | None = None) -> Pair:
-    """Probe both sources and the uncertainty maps; mismatches raise one line naming the files."""
-    p, g = video.probe(pred), video.probe(gt)
-    if p.n_frames != g.n_frames:  # packet counts can disagree with decoding in odd files: decode to be sure
-        p, g = video.probe(pred, exact=True), video.probe(gt, exact=True)
-    if p.n_frames != g.n_frames:
-        raise ScoreError(f"{pred} has {p.n_frames} frames but {gt} has {g.n_frames}")
-    if (p.height, p.width) != (g.height, g.width):
-        raise ScoreError(f"{pred} is {p.width}x{p.height} but {gt} is {g.width}x{g.height}: sizes must match")
-    if uncertainty is not None:
-        video.check_uncertainty(uncertainty, p.n_frames, p.height, p.width)
-    return Pair(clip_id, Path(pred), Path(gt), None if uncertainty is None else Path(uncertainty),
-                p.n_frames, p.height, p.width, p.fps if p.fps is not None else g.fps)
-
-
-def _batch_pairs(pred_dir: Path, gt_dir: Path, uncertainty_dir: Path | None) -> list[Pair]:
-    preds, gts = _stems(pred_dir, "pred"), _stems(gt_dir, "gt")
-    only_pred, only_gt = sorted(set(preds) - set(gts)), sorted(set(gts) - set(preds))
-    if only_pred or only_gt:
-        raise ScoreError(f"{pred_dir} and {gt_dir} do not pair up by file stem: "
-                         f"only in pred: {', '.join(only_pred) or '-'}; only in gt: {', '.join(only_gt) or '-'}")
-    maps: dict[str, Path] = {}
-    if uncertainty_dir is not None:
-        if not uncertainty_dir.is_dir():
-            raise ScoreError(f"{uncertainty_dir}: with directories of videos, --uncertainty must be a directory "
-                             "holding <stem>.npy or <stem>/ per video")
-        for stem in preds:
-            found = [p for p in (uncertainty_dir / f"{stem}.npy", uncertainty_dir / stem) if p.exists()]
-            if found:
-                maps[stem] = found[0]
-        missing = [stem for stem in preds if stem not in maps]
-        if missing:
-            raise ScoreError(f"{uncertainty_dir}: no uncertainty (<stem>.npy or <stem>/) for {', '.join(missing)}")
-    return [check_pair(stem, preds[stem], gts[stem], maps.get(stem)) for stem in preds]
-
-
-def _audio_records(audio: Path | None, stems: list[str]) -> dict[str, dict[str, Any]]:
-    """Decode the audio once to prove it is usable; record path, hash and length per clip.
-
-    ``audio`` is one file (for every clip) or a directory holding ``<stem>.*`` per clip.
-    """
-    if audio is None:
-        return {}
-    paths = {stem: audio for stem in stems}
-    if audio.is_dir():
-        files = {p.stem: p for p in sorted(audio.iterdir(), reverse=True) if p.is_file()}
-        missing = [stem for stem in stems if stem not in files]
-        if missing:
-            raise ScoreError(f"{audio}: no audio file <stem>.* for {', '.join(missing)}")
-        paths = {stem: files[stem] for stem in stems}
-    records = {}
-    for stem, path in paths.items():
-        wave = video.read_audio(path)
-        records[stem] = {"path": str(path.resolve()), "sha256": file_sha256(path), "sample_rate": 16000,
-                         "samples": int(wave.size), "duration_s": wave.size / 16000}
-    return records
-
-
-def inputs_hash(inputs: dict[str, Path | None]) -> str:
-    """sha256 over every input file (directories: every file inside, by relative path)."""
-    digest = hashlib.sha256()
-    for role, root in inputs.items():
-        if root is None:
-            continue
-        root = Path(root)
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for path in files:
-            name = path.relative_to(root).as_posix() if root.is_dir() else path.name
-            digest.update(f"{role}/{name}:{file_sha256(path)}\n".encode())
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- scoring
@@ -284,46 +174,100 @@ def _sync_values(pair: Pair, networks: dict[str, Any], audio: dict[str, dict[str
     return values
 
 
+def score_clip(pair: Pair, config: EvalConfig, networks: dict[str, Any], device: torch.device | str = "cpu",
+               audio: dict[str, dict[str, Any]] | None = None,
+               bar: tqdm | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """One pair through a fresh FrameScorer (region None: the whole frame), plus its LSE.
+
+    Returns the scorer's state (``bench.scorer_state``) and the clip's lip-sync record
+    (``{"skipped": {clip: why}, "resampled_from_fps": {clip: fps}}`` entries, as in the manifest).
+    """
+    scorer = FrameScorer.with_networks(config, networks, keep_features=True)
+    estimator = networks.get("pose")  # bench.head_pose.PoseEstimator
+    clip_yaws: list[np.ndarray] = []
+    for start, pred, gt, u in stream_pair(pair, _frames_per_batch(config, pair.height, pair.width)):
+        pred_u8 = torch.from_numpy(pred).to(device).permute(0, 3, 1, 2).float().contiguous()  # NCHW: faster SSIM
+        gt_u8 = torch.from_numpy(gt).to(device).permute(0, 3, 1, 2).float().contiguous()
+        scale = None if u is None else torch.from_numpy(u).to(device)
+        poses = estimator(gt_u8) if estimator is not None else None
+        if poses is not None:
+            clip_yaws.append(np.abs(poses[:, 0]))
+        scorer.update(pred_u8, gt_u8, scale, None,
+                      [_meta(pair, start + i, None if poses is None else poses[i]) for i in range(len(pred))])
+        if bar is not None:
+            bar.update(len(pred))
+    sync: dict[str, Any] = {}
+    values = _sync_values(pair, networks, audio or {}, sync, device)
+    if values:
+        yaws = np.concatenate(clip_yaws) if clip_yaws else np.array([np.nan])
+        mean_yaw = float(np.nanmean(yaws)) if np.isfinite(yaws).any() else float("nan")
+        scorer.add_clip({"clip_id": pair.clip_id, "yaw": mean_yaw}, values)
+    return export_state(scorer), sync
+
+
 def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] | None = None,
                 device: torch.device | str = "cpu", progress: bool = True,
-                audio: dict[str, dict[str, Any]] | None = None, sync_log: dict[str, Any] | None = None) -> EvalResult:
-    """Stream every pair through one FrameScorer (region None: the whole frame), plus per-clip LSE."""
+                audio: dict[str, dict[str, Any]] | None = None, sync_log: dict[str, Any] | None = None,
+                run_dir: Path | None = None) -> EvalResult:
+    """Score every pair clip by clip (``score_clip``) and add the clips' states up in order.
+
+    With ``run_dir``, each clip's state is saved to ``partial/<clip_id>.npz`` as soon as it is scored, and
+    clips saved there before are read back instead of scored again (``--resume``). The result comes from
+    the clips' states either way, so it does not depend on where a run was interrupted.
+    """
     networks = networks or {}
     sync_log = {} if sync_log is None else sync_log
-    scorer = FrameScorer.with_networks(config, networks)
-    bar = tqdm(total=sum(p.n_frames for p in pairs), desc="score", unit="frame", disable=not progress, leave=False)
-    estimator = networks.get("pose")  # bench.head_pose.PoseEstimator
+    saved = {pair.clip_id for pair in pairs
+             if run_dir is not None and score_partial.partial_path(run_dir, pair.clip_id).is_file()}
+    if saved:
+        log.info("%d of %d clip(s) already scored in %s; scoring the rest", len(saved), len(pairs), run_dir)
+    bar = tqdm(total=sum(p.n_frames for p in pairs if p.clip_id not in saved), desc="score", unit="frame",
+               disable=not progress, leave=False)
+    merged = FrameScorer(config)
     for pair in pairs:
-        clip_yaws: list[np.ndarray] = []
-        for start, pred, gt, u in stream_pair(pair, _frames_per_batch(config, pair.height, pair.width)):
-            pred_u8 = torch.from_numpy(pred).to(device).permute(0, 3, 1, 2).float().contiguous()  # NCHW: faster SSIM
-            gt_u8 = torch.from_numpy(gt).to(device).permute(0, 3, 1, 2).float().contiguous()
-            scale = None if u is None else torch.from_numpy(u).to(device)
-            poses = estimator(gt_u8) if estimator is not None else None
-            if poses is not None:
-                clip_yaws.append(np.abs(poses[:, 0]))
-            scorer.update(pred_u8, gt_u8, scale, None,
-                          [_meta(pair, start + i, None if poses is None else poses[i]) for i in range(len(pred))])
-            bar.update(len(pred))
-        values = _sync_values(pair, networks, audio or {}, sync_log, device)
-        if values:
-            yaws = np.concatenate(clip_yaws) if clip_yaws else np.array([np.nan])
-            mean_yaw = float(np.nanmean(yaws)) if np.isfinite(yaws).any() else float("nan")
-            scorer.add_clip({"clip_id": pair.clip_id, "yaw": mean_yaw}, values)
+        loaded = score_partial.read_partial(run_dir, pair.clip_id) if pair.clip_id in saved else None
+        if loaded is None:
+            loaded = score_clip(pair, config, networks, device, audio, bar)
+            if run_dir is not None:
+                score_partial.write_partial(run_dir, pair.clip_id, *loaded)
+        state, sync = loaded
+        merge_state(merged, state)
+        for key, entries in sync.items():
+            sync_log.setdefault(key, {}).update(entries)
     bar.close()
-    result = scorer.result()
-    if not result.samples:  # every frame is in the "unknown" pose bin, which FrameScorer does not sample
-        pool = {"any": [item for group in scorer.sample_pool.values() for item in group]}
-        result.samples = stack_samples(pool, config.samples_per_bin * len(POSE_BINS), ["any"])
-    return result
+    return merged.result()
+
+
+def _claim(out_dir: Path | None, manifest: dict[str, Any], default: Path, resume: bool) -> Path:
+    """The run directory, held (flock) for this process: claimed afresh, or the unfinished run to resume."""
+    if not resume:
+        if out_dir is None:
+            return claim_new_run_dir(default, manifest, lock=True)
+        return claim_run_dir(out_dir, manifest, hint=score_partial.resume_hint(out_dir), lock=True)
+    run_dir = Path(out_dir)
+    lock_run_dir(run_dir)  # a live run still holds it: refused
+    try:
+        recorded = score_partial.check_resumable(run_dir)  # again, now that no other process writes there
+        score_partial.check_same_run(run_dir, recorded, manifest)
+    except BaseException:
+        unlock_run_dir(run_dir)
+        raise
+    manifest["created"] = recorded.get("created", manifest["created"])
+    manifest["resumed"] = [*recorded.get("resumed", []), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")]
+    score_partial.clean_temporary(run_dir)
+    write_json(run_dir / "manifest.json", manifest)
+    return run_dir
 
 
 def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None, config: EvalConfig, seed: int,
-         report: bool, progress: bool, batch: bool, sync_expert: Path | None = None) -> Path:
+         report: bool, progress: bool, batch: bool, sync_expert: Path | None = None, resume: bool = False) -> Path:
     started = time.perf_counter()
-    stem = pairs[0].clip_id if not batch else Path(inputs["pred"]).name
-    run_dir = check_run_dir_free(out_dir or Path("runs") / f"score-{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    audio = _audio_records(inputs.get("audio"), [p.clip_id for p in pairs])
+    # The output is checked before the networks load, and claimed before any scoring.
+    if resume:
+        score_partial.check_resumable(out_dir)
+    elif out_dir is not None:
+        check_run_dir_free(out_dir, hint=score_partial.resume_hint(out_dir))
+    audio = audio_records(inputs.get("audio"), [p.clip_id for p in pairs])
     from bench.train import pick_device
 
     device = pick_device()
@@ -344,58 +288,72 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
                                    "uncertainty": None if p.uncertainty is None else str(p.uncertainty.resolve()),
                                    "n_frames": p.n_frames, "height": p.height, "width": p.width, "fps": p.fps}
                                   for p in pairs]}
+    stem = pairs[0].clip_id if not batch else Path(inputs["pred"]).name
+    default = Path("runs") / f"score-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = _claim(out_dir, manifest, default, resume)
     timings = {"check_s": time.perf_counter() - started}
-    log.info("scoring %d frames of %d clip(s)%s", sum(p.n_frames for p in pairs), len(pairs),
+    log.info("scoring %d frames of %d clip(s) into %s%s", sum(p.n_frames for p in pairs), len(pairs), run_dir,
              " with uncertainty" if pairs[0].uncertainty else "")
-
-    started = time.perf_counter()
-    result = score_pairs(pairs, config, networks, device, progress, audio, manifest["sync"])
-    summary = summarise(result, MODEL_NAME, config, seed)
-    timings["score_s"] = time.perf_counter() - started
-    prepare_run_dir(run_dir)  # only now: a failure above leaves no directory behind
-    write_json(run_dir / "manifest.json", manifest)
-    finish_run(run_dir, manifest, result, summary, timings, report)
+    try:
+        started = time.perf_counter()
+        result = score_pairs(pairs, config, networks, device, progress, audio, manifest["sync"], run_dir)
+        summary = summarise(result, MODEL_NAME, config, seed)
+        timings["score_s"] = time.perf_counter() - started
+        finish_run(run_dir, manifest, result, summary, timings, report)
+    except BaseException as error:
+        if resume or score_partial.has_partials(run_dir):
+            mark_failed(run_dir, manifest, error)  # kept for --resume
+        else:
+            release_run_dir(run_dir)  # nothing scored: leave nothing behind
+        raise
+    finally:
+        unlock_run_dir(run_dir)
+    shutil.rmtree(run_dir / score_partial.PARTIAL_DIR, ignore_errors=True)  # complete: every result is written
     return run_dir
 
 
 def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None = None, audio: Path | None = None,
           config: EvalConfig = EvalConfig(), seed: int = 0, report: bool = True, progress: bool = True,
-          sync_expert: Path | None = None) -> Path:
+          sync_expert: Path | None = None, resume: bool = False) -> Path:
     """Score one output (video, frame directory or image) against its ground truth; returns the run directory.
 
-    Two directories of videos are scored as a batch (see ``score_batch``).
+    Two directories of videos are scored as a batch (see ``score_batch``). ``resume``: continue the
+    unfinished run in ``out_dir`` (same inputs and settings), scoring only the clips it lacks.
     """
     pred, gt = Path(pred), Path(gt)
     uncertainty = None if uncertainty is None else Path(uncertainty)
     audio = None if audio is None else Path(audio)
-    if _is_batch_dir(pred) or _is_batch_dir(gt):
-        return score_batch(pred, gt, out_dir, uncertainty, audio, config, seed, report, progress, sync_expert)
-    pair = check_pair(_clip_id(pred), pred, gt, uncertainty)
+    if is_batch_dir(pred) or is_batch_dir(gt):
+        return score_batch(pred, gt, out_dir, uncertainty, audio, config, seed, report, progress, sync_expert,
+                           resume)
+    pair = check_pair(clip_id_of(pred), pred, gt, uncertainty)
     inputs = {"pred": pred, "gt": gt, "uncertainty": uncertainty, "audio": audio}
-    return _run([pair], inputs, out_dir, config, seed, report, progress, batch=False, sync_expert=sync_expert)
+    return _run([pair], inputs, out_dir, config, seed, report, progress, batch=False, sync_expert=sync_expert,
+                resume=resume)
 
 
 def score_batch(pred_dir: Path, gt_dir: Path, out_dir: Path | None, uncertainty_dir: Path | None = None,
                 audio: Path | None = None, config: EvalConfig = EvalConfig(), seed: int = 0, report: bool = True,
-                progress: bool = True, sync_expert: Path | None = None) -> Path:
+                progress: bool = True, sync_expert: Path | None = None, resume: bool = False) -> Path:
     """Pair two directories of videos by file stem (clip_id = stem) and score all pairs into one run."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     for path in (pred_dir, gt_dir):
-        if not _is_batch_dir(path):
+        if not is_batch_dir(path):
             raise ScoreError(f"{path}: expected a directory of videos to pair with "
                              f"{gt_dir if path == pred_dir else pred_dir}")
     uncertainty_dir = None if uncertainty_dir is None else Path(uncertainty_dir)
-    pairs = _batch_pairs(pred_dir, gt_dir, uncertainty_dir)
+    pairs = batch_pairs(pred_dir, gt_dir, uncertainty_dir)
     inputs = {"pred": pred_dir, "gt": gt_dir, "uncertainty": uncertainty_dir,
               "audio": None if audio is None else Path(audio)}
-    return _run(pairs, inputs, out_dir, config, seed, report, progress, batch=True, sync_expert=sync_expert)
+    return _run(pairs, inputs, out_dir, config, seed, report, progress, batch=True, sync_expert=sync_expert,
+                resume=resume)
 
 
 def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfig()) -> list[float]:
     """One per-frame metric for one pair of images or videos, one value per frame (PSNR inf when identical)."""
     if name not in FRAME_METRICS:
         raise ScoreError(f"unknown metric '{name}'; choose one of {', '.join(FRAME_METRICS)}")
-    pair = check_pair(_clip_id(Path(pred)), Path(pred), Path(gt))
+    pair = check_pair(clip_id_of(Path(pred)), Path(pred), Path(gt))
     config = dataclasses.replace(config, networks=(name,) if name in ("lpips", "lmd") else ())
     networks = metric_networks(config, torch.device("cpu"))
     result = score_pairs([pair], config, networks, progress=False)
@@ -418,7 +376,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="a `bench train --model syncnet` checkpoint: adds lse_c_local / lse_d_local")
     parser.add_argument("--metric", metavar="NAME",
                         help=f"print this metric per frame, one line each ({', '.join(FRAME_METRICS)})")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default runs/score-STEM-TIME)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="run directory (default runs/score-STEM-TIME, with -2, -3 ... when taken)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the unfinished run in --out (same inputs and settings): score only the "
+                             "clips it lacks")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed")
     parser.add_argument("--no-networks", action="store_true", help="skip LPIPS, FID and LMD (no pretrained weights)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
@@ -428,7 +390,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     if args.metric:
         extra = [flag for flag, value in (("--uncertainty", args.uncertainty), ("--audio", args.audio),
-                                          ("--out", args.out), ("--sync-expert", args.sync_expert))
+                                          ("--out", args.out), ("--sync-expert", args.sync_expert),
+                                          ("--resume", args.resume or None))
                  if value is not None]
         if extra:
             raise ScoreError(f"--metric prints per-frame values only; drop {', '.join(extra)}")
@@ -437,7 +400,8 @@ def run_cli(args: argparse.Namespace) -> int:
         return 0
     config = EvalConfig(networks=(), official_sync=False) if args.no_networks else EvalConfig()
     run_dir = score(args.pred, args.gt, args.out, args.uncertainty, args.audio, config=config, seed=args.seed,
-                    report=not args.no_report, progress=not args.no_progress, sync_expert=args.sync_expert)
+                    report=not args.no_report, progress=not args.no_progress, sync_expert=args.sync_expert,
+                    resume=args.resume)
     from bench.cli import print_report_status, results_table
 
     summary = read_summary(run_dir)

@@ -21,6 +21,7 @@ from bench import calibration, image_metrics, quality
 from bench.config import POSE_BINS, EvalConfig, pose_bin, pose_bins
 from bench.fid import FIDAccumulator, inception_features
 from bench.lpips_metric import lpips_distance
+from bench.samples import select_samples
 from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
 
 PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
@@ -54,11 +55,16 @@ class FrameScorer:
 
     FID uses every ``config.fid_every``-th frame scored (a stated subsample: Inception at 299 px is
     the slow part on a CPU); real and generated statistics are running sums, exact under DDP.
+    With ``keep_features`` the scorer keeps the Inception features instead of sums, so that
+    ``bench.scorer_state.export_state`` can save them (bench score saves one clip's state at a time)
+    and ``merge_state`` can add them up later.
     """
 
     def __init__(self, config: EvalConfig, lpips_model: torch.nn.Module | None = None,
-                 inception: torch.nn.Module | None = None, landmarks: Any = None) -> None:
+                 inception: torch.nn.Module | None = None, landmarks: Any = None, keep_features: bool = False) -> None:
         self.config = config
+        self.keep_features = keep_features
+        self.fid_features: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (real, fake, group) per batch
         self.landmarks = landmarks  # bench.landmarks.LandmarkDistance: LMD per frame
         self.bins = pose_bins(config.yaw_edges)
         self.lpips_model = lpips_model
@@ -80,11 +86,12 @@ class FrameScorer:
         self.has_uncertainty: bool | None = None
 
     @classmethod
-    def with_networks(cls, config: EvalConfig, networks: dict[str, torch.nn.Module] | None) -> "FrameScorer":
+    def with_networks(cls, config: EvalConfig, networks: dict[str, torch.nn.Module] | None,
+                      keep_features: bool = False) -> "FrameScorer":
         """A scorer using the networks ``bench.evaluate.metric_networks`` built ("lpips", "fid", "lmd")."""
         networks = networks or {}
         return cls(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"),
-                   landmarks=networks.get("lmd"))
+                   landmarks=networks.get("lmd"), keep_features=keep_features)
 
     def add_clip(self, info: dict[str, Any], values: dict[str, float]) -> None:
         """Clip-level scores (e.g. LSE); ``info["yaw"]`` is the clip's mean |yaw| for its pose bin."""
@@ -133,8 +140,16 @@ class FrameScorer:
         real = inception_features(self.inception, gt_u8[picks] / 255.0)
         fake = inception_features(self.inception, pred_u8[picks] / 255.0)
         groups = np.array([pose_bin(abs(float(meta[i].get("yaw", 0.0))), self.bins) for i in picks])
+        if self.keep_features:
+            self.fid_features.append((real.numpy(), fake.numpy(), groups))
+        else:
+            self.add_fid_features(real, fake, groups)
+
+    def add_fid_features(self, real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray,
+                         groups: np.ndarray) -> None:
+        """Inception features (N x D) of real and generated frames and their pose groups into the FID sums."""
         for g in ["all", *np.unique(groups)]:
-            rows = np.ones(len(picks), dtype=bool) if g == "all" else groups == g
+            rows = np.ones(len(groups), dtype=bool) if g == "all" else groups == g
             accumulator = self.fid.setdefault(str(g), FIDAccumulator(dim=real.shape[1], method="eigh"))
             accumulator.update(real=real[rows], fake=fake[rows])
 
@@ -166,14 +181,18 @@ class FrameScorer:
 
     def _keep_sample(self, group: str, pred: torch.Tensor, gt: torch.Tensor, error: np.ndarray,
                      u: np.ndarray | None, info: dict[str, Any]) -> None:
-        pool = self.sample_pool.setdefault(group, [])
-        pool.append({
+        self.add_sample(group, {
             "gt": gt.permute(1, 2, 0).round().byte().cpu().numpy(),
             "pred": pred.permute(1, 2, 0).round().byte().cpu().numpy(),
             "error": error, "uncertainty": u if u is not None else np.full_like(error, np.nan),
             "clip_id": str(info.get("clip_id", "")), "frame": int(info.get("frame", 0)),
             "yaw": float(info.get("yaw", 0.0)),
         })
+
+    def add_sample(self, group: str, item: dict[str, Any]) -> None:
+        """A sample candidate (see ``bench.samples``); each group's pool stays bounded and spread out."""
+        pool = self.sample_pool.setdefault(group, [])
+        pool.append(item)
         if len(pool) >= 4 * max(self.config.samples_per_bin, 1):
             del pool[1::2]  # bounded memory, samples still spread over the bin
 
@@ -196,7 +215,7 @@ class FrameScorer:
             subsample = (np.concatenate(self.sub_u), np.concatenate(self.sub_e), np.concatenate(self.sub_row))
         return EvalResult(frames=frames, fractions=self.fractions, has_uncertainty=bool(self.has_uncertainty),
                           curves=curves, inside=inside, region_pixels=pixels, subsample=subsample,
-                          samples=stack_samples(self.sample_pool, self.config.samples_per_bin), fid=self.fid,
+                          samples=select_samples(self.sample_pool, self.config.samples_per_bin), fid=self.fid,
                           clips=pd.DataFrame(self.clip_rows) if self.clip_rows else None)
 
 
@@ -206,19 +225,6 @@ def _mouth_scores(pred: torch.Tensor, gt: torch.Tensor, box) -> dict[str, float]
     crop_pred, crop_gt = pred[None, :, y0:y1, x0:x1], gt[None, :, y0:y1, x0:x1]
     return {"psnr_mouth": float(image_metrics.psnr(crop_pred, crop_gt)[0]),
             "ssim_mouth": float(image_metrics.ssim(crop_pred, crop_gt)[0])}
-
-
-def stack_samples(pool: dict[str, list[dict]], per_bin: int, groups: list[str] | None = None) -> dict[str, np.ndarray]:
-    """``per_bin`` evenly spread samples from each pool group (default: the pose bins), stacked per key."""
-    chosen = []
-    for name in groups if groups is not None else [name for name, _, _ in POSE_BINS]:
-        items = pool.get(name, [])
-        if items:
-            picks = np.linspace(0, len(items) - 1, min(per_bin, len(items))).round().astype(int)
-            chosen.extend(items[i] for i in picks)
-    if not chosen:
-        return {}
-    return {key: np.stack([np.asarray(item[key]) for item in chosen]) for key in chosen[0]}
 
 
 def _entry(value: float, ci: list[float] | None, higher: bool, n: int) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class VideoInfo:
     height: int
     width: int
     fps: float | None  # None for frame directories and images
+    grayscale: bool = False  # one colour channel (a gray pixel format or image mode), as opposed to colour
 
 
 def natural_key(name: str) -> list:
@@ -74,14 +75,27 @@ def is_image(path: Path) -> bool:
     return Path(path).is_file() and Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the image header, without decoding the pixels."""
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})  # PIL modes
+
+
+def _image_header(path: Path) -> tuple[int, int, bool]:
+    """(height, width, grayscale) from the image header, without decoding the pixels."""
     try:
         with Image.open(path) as image:
             width, height = image.size
+            gray = image.mode in GRAY_MODES
     except (UnidentifiedImageError, OSError) as error:
         raise VideoError(f"{path}: not a readable image ({_first_line(error)})") from None
-    return height, width
+    return height, width, gray
+
+
+def _gray_format(name: str) -> bool:
+    """A gray pixel format: one non-alpha component (gray*, ya*, mono*); pal8 indexes colours."""
+    try:
+        components = av.VideoFormat(name).components
+    except (ValueError, av.FFmpegError):
+        return False
+    return not name.startswith("pal") and sum(not c.is_alpha for c in components) == 1
 
 
 def _load_image(path: Path) -> np.ndarray:
@@ -105,19 +119,27 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.vide
     return container.streams.video[0]
 
 
+def _kind(gray: bool) -> str:
+    return "grayscale" if gray else "colour"
+
+
 def _probe_directory(path: Path) -> VideoInfo:
     files = frame_files(path)
-    height, width = _image_size(files[0])
+    height, width, gray = _image_header(files[0])
     for file in files[1:]:
-        size = _image_size(file)
-        if size != (height, width):
+        size_h, size_w, file_gray = _image_header(file)
+        if (size_h, size_w) != (height, width):
             raise VideoError(f"{path}: mixed frame sizes: {files[0].name} is {width}x{height} "
-                             f"but {file.name} is {size[1]}x{size[0]}")
-    return VideoInfo(path, len(files), height, width, None)
+                             f"but {file.name} is {size_w}x{size_h}")
+        if file_gray != gray:
+            raise VideoError(f"{path}: mixed grayscale and colour frames: {files[0].name} is {_kind(gray)} "
+                             f"but {file.name} is {_kind(file_gray)}")
+    return VideoInfo(path, len(files), height, width, None, gray)
 
 
 def probe(path: str | Path, exact: bool = False) -> VideoInfo:
-    """Frame count, size and fps of a frame source, checked before any scoring starts.
+    """Frame count, size, fps and colour (gray pixel format or image mode) of a frame source, checked before
+    any scoring starts.
 
     For a video the count is of demuxed packets (no decoding) unless ``exact``, which decodes every
     frame; the two agree for ordinary files, and scoring re-checks the count as it decodes.
@@ -126,27 +148,29 @@ def probe(path: str | Path, exact: bool = False) -> VideoInfo:
     if path.is_dir():
         return _probe_directory(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        height, width = _image_size(path)
-        return VideoInfo(path, 1, height, width, None)
+        height, width, gray = _image_header(path)
+        return VideoInfo(path, 1, height, width, None, gray)
     with _open(path) as container:
         stream = _video_stream(container, path)
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
         first: tuple[int, int] | None = None  # (height, width) of the first decoded frame
+        gray = False
         packets = decoded = 0
         try:
             for packet in container.demux(stream):
                 packets += packet.size > 0 and not packet.is_discard
                 if first is None or exact:  # the flush packet (size 0) drains the decoder
                     for frame in packet.decode():
-                        first = first or (frame.height, frame.width)
+                        if first is None:
+                            first, gray = (frame.height, frame.width), _gray_format(frame.format.name)
                         decoded += 1
         except _AV_ERRORS as error:
             raise VideoError(f"{path}: video cannot be decoded ({_first_line(error)})") from None
     if first is None:
         raise VideoError(f"{path}: video has zero frames")
     count = decoded if exact else packets
-    return VideoInfo(path, count, first[0], first[1], fps)
+    return VideoInfo(path, count, first[0], first[1], fps, gray)
 
 
 def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
