@@ -13,6 +13,13 @@ from bench.config import POSE_BINS
 SAMPLE_ARRAYS = ("gt", "pred", "error", "uncertainty")  # per-sample images and maps (the rest are labels)
 
 
+def wanted(group: str, per_bin: int) -> int:
+    """Samples a run shows from a group: ``per_bin`` per pose bin; as many as all bins together from frames
+    outside them (no pose), which ``select_samples`` falls back to when no frame has a pose bin."""
+    bins = [name for name, _, _ in POSE_BINS]
+    return per_bin if group in bins else per_bin * len(bins)
+
+
 def spread(items: list, count: int) -> list:
     """``count`` items evenly spread over ``items`` (all of them when there are fewer)."""
     if not items:

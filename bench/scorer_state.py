@@ -14,8 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from bench.config import POSE_BINS
-from bench.samples import SAMPLE_ARRAYS, spread
+from bench.samples import SAMPLE_ARRAYS, spread, wanted
 from bench.scoring import FrameScorer
 
 STATE_FORMAT = "talkbench-scorer-state/1"
@@ -29,13 +28,10 @@ def _json_scalar(value: Any) -> Any:
 
 
 def sample_candidates(scorer: FrameScorer) -> dict[str, list[dict]]:
-    """Per group, the samples ``result`` could pick from this scorer's frames: ``samples_per_bin`` spread
-    evenly over each pose bin, and as many as all bins together from frames outside them (no pose),
-    which ``select_samples`` falls back to when no frame has a pose bin."""
-    bins = [name for name, _, _ in POSE_BINS]
+    """Per group, the samples ``result`` could pick from this scorer's frames, spread evenly over the group
+    (``bench.samples.wanted``: as many as the run shows from it)."""
     per_bin = scorer.config.samples_per_bin
-    return {group: spread(items, per_bin if group in bins else per_bin * len(bins))
-            for group, items in scorer.sample_pool.items()}
+    return {group: spread(items, wanted(group, per_bin)) for group, items in scorer.sample_pool.items()}
 
 
 def export_state(scorer: FrameScorer) -> dict[str, np.ndarray]:

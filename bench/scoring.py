@@ -21,7 +21,7 @@ from bench import calibration, image_metrics, quality
 from bench.config import POSE_BINS, EvalConfig, pose_bin, pose_bins
 from bench.fid import FIDAccumulator, inception_features
 from bench.lpips_metric import lpips_distance
-from bench.samples import select_samples
+from bench.samples import select_samples, wanted
 from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
 
 PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
@@ -193,7 +193,7 @@ class FrameScorer:
         """A sample candidate (see ``bench.samples``); each group's pool stays bounded and spread out."""
         pool = self.sample_pool.setdefault(group, [])
         pool.append(item)
-        if len(pool) >= 4 * max(self.config.samples_per_bin, 1):
+        if len(pool) >= 4 * max(wanted(group, self.config.samples_per_bin), 1):
             del pool[1::2]  # bounded memory, samples still spread over the bin
 
     def result(self) -> EvalResult:

@@ -97,6 +97,7 @@ def test_clips_of_mixed_sizes_and_rates_score_into_one_run(straight):
     table = pd.read_parquet(straight / "frames.parquet")
     assert table.groupby("clip_id").size().to_dict() == {"a": 7, "b": 8, "c": 6} and table["ause"].notna().all()
     with np.load(straight / "samples.npz") as samples:
+        assert len(samples["gt"]) == 6  # no pose: as many as three pose bins would show
         sizes = set(zip(samples["height"].tolist(), samples["width"].tolist()))
         assert len(sizes) >= 2 and sizes <= set(SIZES.values())  # the stack failed on this before
         assert samples["gt"].shape[1:3] == tuple(np.max(list(sizes), axis=0))
