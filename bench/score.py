@@ -283,7 +283,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
     manifest["checkpoint"] = None
     manifest["pose"] = POSE_SOURCE if "pose" in networks else None
     manifest["sync"] = {**sync, "skipped": {}, "resampled_from_fps": {}}
-    manifest["data"] = {"source": "external", "hash": inputs_hash(inputs), "audio": audio or None,
+    manifest["data"] = {"source": "external", "hash": inputs_hash(inputs, exclude=out_dir), "audio": audio or None,
                         "clips": [{"clip_id": p.clip_id, "pred": str(p.pred.resolve()), "gt": str(p.gt.resolve()),
                                    "uncertainty": None if p.uncertainty is None else str(p.uncertainty.resolve()),
                                    "n_frames": p.n_frames, "height": p.height, "width": p.width, "fps": p.fps}

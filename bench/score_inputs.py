@@ -135,8 +135,13 @@ def audio_records(audio: Path | None, stems: list[str]) -> dict[str, dict[str, A
     return records
 
 
-def inputs_hash(inputs: dict[str, Path | None]) -> str:
-    """sha256 over every input file (directories: every file inside, by relative path)."""
+def inputs_hash(inputs: dict[str, Path | None], exclude: Path | None = None) -> str:
+    """sha256 over every input file (directories: every file inside, by relative path).
+
+    ``exclude``: a directory left out (the run directory, when --out lies inside an input directory,
+    so that what the run writes does not change the hash its --resume checks).
+    """
+    skip = None if exclude is None else Path(exclude).resolve()
     digest = hashlib.sha256()
     for role, root in inputs.items():
         if root is None:
@@ -144,6 +149,8 @@ def inputs_hash(inputs: dict[str, Path | None]) -> str:
         root = Path(root)
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for path in files:
+            if skip is not None and path.resolve().is_relative_to(skip):
+                continue
             name = path.relative_to(root).as_posix() if root.is_dir() else path.name
             digest.update(f"{role}/{name}:{file_sha256(path)}\n".encode())
     return digest.hexdigest()

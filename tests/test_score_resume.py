@@ -167,12 +167,30 @@ def test_sigkill_then_resume(inputs, straight, tmp_path, monkeypatch, capsys):
     assert not list(out.glob("*.tmp"))
 
 
-def test_resume_refuses_other_inputs_or_settings_and_keeps_what_was_scored(inputs, tmp_path, monkeypatch, capsys):
-    mine = tmp_path / "inputs"
+def copy_inputs(inputs: Path, to: Path) -> Path:
     for path in inputs.rglob("*"):
         if path.is_file():
-            (mine / path.relative_to(inputs)).parent.mkdir(parents=True, exist_ok=True)
-            (mine / path.relative_to(inputs)).write_bytes(path.read_bytes())
+            (to / path.relative_to(inputs)).parent.mkdir(parents=True, exist_ok=True)
+            (to / path.relative_to(inputs)).write_bytes(path.read_bytes())
+    return to
+
+
+def test_resume_with_out_inside_an_input_directory(inputs, straight, tmp_path, monkeypatch, capsys):
+    """What the run writes under --out does not count as changed input when it resumes."""
+    mine = copy_inputs(inputs, tmp_path / "inputs")
+    out = mine / "pred" / "scores"
+    recording(monkeypatch, fail_on="b")
+    with pytest.raises(RuntimeError):
+        bench.cli.main(argv(mine, out))
+    scored = recording(monkeypatch)
+    code, _, errors = run_cli(argv(mine, out, "--resume"), capsys)
+    assert code == 0, errors
+    assert scored == ["b", "c"]
+    assert json.loads((out / "summary.json").read_text()) == json.loads((straight / "summary.json").read_text())
+
+
+def test_resume_refuses_other_inputs_or_settings_and_keeps_what_was_scored(inputs, tmp_path, monkeypatch, capsys):
+    mine = copy_inputs(inputs, tmp_path / "inputs")
     out = tmp_path / "run"
     recording(monkeypatch, fail_on="b")
     with pytest.raises(RuntimeError):
