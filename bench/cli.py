@@ -33,7 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     _model_arguments(trainer)
     trainer.add_argument("--steps", type=_positive_int, help="total optimiser steps (default: the preset's)")
     trainer.add_argument("--out", type=Path, help="output directory (default runs/train/MODEL-PRESET-seedN)")
-    trainer.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    trainer.add_argument("--resume", action="store_true",
+                         help="continue from OUT/last.pt when it exists (else start): rerun the same command after a kill")
+    trainer.add_argument("--save-every", type=_positive_int, metavar="N",
+                         help="rewrite OUT/last.pt every N steps (default: the preset's)")
 
     commands.add_parser("ls", help="list the models")
 
@@ -156,6 +159,8 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         config = replace(config, eval=replace(config.eval, yaw_edges=args.yaw_bins))
     if getattr(args, "steps", None):
         config = replace(config, train=replace(config.train, steps=args.steps))
+    if getattr(args, "save_every", None):
+        config = replace(config, train=replace(config.train, save_every=args.save_every))
     return config
 
 
@@ -201,7 +206,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from bench.models import model_class
+    from bench.models import build_model, model_class
     from bench.run import RunError, load_data, prepare_split
     from bench.train import init_distributed, pick_device, train
 
@@ -212,6 +217,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise RunError("--sync-weight > 0 needs --sync-expert PATH (train one: bench train --model syncnet)")
     if not args.resume and (out / "last.pt").exists():
         raise RunError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+    # With --resume the same command line starts the run and continues it after a kill.
+    resume = args.resume and (out / "last.pt").is_file()
+    if args.resume and not resume:
+        log.info("%s: no last.pt yet, starting from step 0", out)
     device = pick_device()
     info = init_distributed(device)
     if info.enabled and not info.is_main:
@@ -223,11 +232,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         import torch.distributed as dist
 
         dist.barrier()
-    model = model_class(args.model)(config.net)
+    model = build_model(args.model, config.net, seed=config.seed)
     if not getattr(model, "trainable", True):
         raise RunError(f"model '{args.model}' has no parameters to train")
     clips = prepare_split(dataset, "train", config.net.image_size, progress=False)
-    train(model, clips, config, device, progress=not args.no_progress, out_dir=out, resume=args.resume)
+    train(model, clips, config, device, progress=not args.no_progress, out_dir=out, resume=resume)
     if info.is_main:
         print(f"checkpoint: {out / 'final.pt'}")
     return 0

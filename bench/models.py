@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import importlib
 
+import torch
 from torch import nn
 
 from bench.config import ModelConfig
@@ -32,5 +33,14 @@ def model_class(name: str) -> type[nn.Module]:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def build_model(name: str, config: ModelConfig) -> nn.Module:
-    return model_class(name)(config)
+def build_model(name: str, config: ModelConfig, seed: int | None = None) -> nn.Module:
+    """An instance of the named model; with ``seed``, its initial weights depend on that seed alone.
+
+    The seeded build draws from a forked copy of torch's CPU generator, so it neither depends on
+    nor disturbs what ran before it in the process (a data step, another model's training).
+    """
+    if seed is None:
+        return model_class(name)(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return model_class(name)(config)

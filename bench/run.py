@@ -75,7 +75,7 @@ def obtain_model(config: RunConfig, dataset: Dataset, checkpoint: Path | None, d
             raise RunError(f"{checkpoint}: checkpoint is for model '{saved.model}', not '{config.model}'")
         return model.to(device), replace(config, net=saved.net, train=saved.train), {
             "path": str(checkpoint), "sha256": file_sha256(checkpoint), "source": "given"}
-    model = build_model(config.model, config.net)
+    model = build_model(config.model, config.net, seed=config.seed)
     if not getattr(model, "trainable", True):
         return model.to(device), config, {"path": None, "sha256": None, "source": "none (no parameters)"}
     train_dir = cache_root() / "checkpoints" / f"{config.model}-{checkpoint_key(config, dataset.content_hash)}"

@@ -125,6 +125,7 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
         if out is None or not (out / "last.pt").is_file():
             raise CheckpointError(f"{out}: nothing to resume (no last.pt)")
         state = torch.load(out / "last.pt", map_location=device, weights_only=True)
+        _check_same_run(state.get("config", {}), config, out / "last.pt")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
@@ -200,6 +201,35 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
     log.info("trained %s to step %d in %.1f s (%s)", config.model, step, elapsed,
              ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
     return model, state
+
+
+# How often to log and save changes no number a run computes: a resumed run may change them.
+_RESUME_FREE = {("train", "log_every"), ("train", "save_every")}
+
+
+def _check_same_run(saved: dict[str, Any], config: RunConfig, path: Path) -> None:
+    """Resume only the run the checkpoint belongs to: another config would silently mix two runs."""
+    current = config.to_dict()
+    differ = []
+    for section, value in current.items():
+        old = saved.get(section)
+        if isinstance(value, dict) and isinstance(old, dict):
+            differ += [f"{section}.{key}" for key in sorted(set(value) | set(old))
+                       if (section, key) not in _RESUME_FREE and _plain(value.get(key)) != _plain(old.get(key))]
+        elif _plain(value) != _plain(old):
+            differ.append(section)
+    if differ:
+        raise CheckpointError(f"{path}: was written by another run configuration ({', '.join(differ)} differ); "
+                              "resume with the same settings or choose another --out")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare equal (the checkpoint keeps JSON-like data)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
