@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 RUN_FILES = ("manifest.json", "frames.parquet", "summary.json", "curves.npz", "samples.npz", "report.html")
-_PACKAGES = ("talkbench", "torch", "numpy", "pandas", "scipy", "pyarrow", "papermill", "nbconvert", "seaborn")
+_PACKAGES = ("talkbench", "torch", "numpy", "pandas", "scipy", "pyarrow", "papermill", "nbconvert", "matplotlib")
 
 
 class RunDirError(ValueError):
