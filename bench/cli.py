@@ -215,6 +215,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     is_generator = getattr(model_class(args.model), "generator", True)
     if config.net.sync_weight > 0 and not config.train.sync_expert and is_generator:
         raise RunError("--sync-weight > 0 needs --sync-expert PATH (train one: bench train --model syncnet)")
+    blocker = next((path for path in (out, *out.parents) if path.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise RunError(f"{out}: cannot train into it: {blocker} is a file, not a directory; choose another --out")
     if not args.resume and (out / "last.pt").exists():
         raise RunError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
     # With --resume the same command line starts the run and continues it after a kill.

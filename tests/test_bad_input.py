@@ -133,6 +133,18 @@ def _file(name: str, data: bytes = b"not a checkpoint") -> Callable[[Path], None
     return lambda tmp: (tmp / name).write_bytes(data)
 
 
+def _checkpoint_of_another_run(tmp: Path) -> None:
+    """A dataset, and a last.pt in the training --out that another model and width wrote."""
+    import torch
+
+    from bench.config import ModelConfig, RunConfig
+
+    tiny_dataset(tmp / "data")
+    config = RunConfig(model="wav2lip", net=ModelConfig(channels=8))
+    (tmp / "train").mkdir()
+    torch.save({"config": config.to_dict(), "model": {}, "step": 1}, tmp / "train" / "last.pt")
+
+
 def _nothing(tmp: Path) -> None:
     pass
 
@@ -216,6 +228,10 @@ CASES = [
     # other commands
     ("train-unknown-model", _nothing, ["train", "--model", "julnett", "--preset", "smoke"], "unknown model 'julnett'"),
     ("sync-expert-missing", _nothing, TRAIN + ["--sync-expert", "{tmp}/expert.pt"], "expert.pt: sync expert checkpoint"),
+    ("train-out-under-a-file", _file("train"), TRAIN[:-1] + ["{tmp}/train/sub"], "train is a file, not a directory"),
+    ("train-out-is-a-file", _file("train"), TRAIN, "train is a file, not a directory"),
+    ("train-resume-another-config", _checkpoint_of_another_run, TRAIN + ["--resume", "--data", "{tmp}/data"],
+     "was written by another run configuration (model, "),
 ]
 
 # Bad values argparse refuses: usage plus one "bench <command>: error:" line, exit 2, nothing written.
