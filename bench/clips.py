@@ -35,6 +35,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from bench.errors import BenchError
+
 log = logging.getLogger(__name__)
 
 FORMAT = "talkbench-clips/1"
@@ -42,7 +44,7 @@ LABEL_KEYS = ("yaw", "pitch", "roll", "mouth_open", "viseme", "landmarks", "land
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-class ClipFormatError(ValueError):
+class ClipFormatError(BenchError, ValueError):
     """A clip or dataset on disk does not follow the format; the message names the file."""
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bench.config import POSE_BINS
+from bench.errors import BenchError
 from bench.stats import paired_bootstrap
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
 _ORDER = ("psnr", "ssim", "err_mean", "ause", "aurg", "unc_spearman", "unc_mean")
 
 
-class CompareError(ValueError):
+class CompareError(BenchError, ValueError):
     """A run directory that cannot be compared; the message is one line naming the file."""
 
 

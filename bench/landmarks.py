@@ -31,13 +31,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.errors import BenchError
+
 INSTALL_HINT = "pip install -e '.[landmarks]'"
 DETECT_SIDE = 256
 EYE_CORNERS = (33, 263)
 N_POINTS = 468
 
 
-class LandmarksUnavailableError(RuntimeError):
+class LandmarksUnavailableError(BenchError, RuntimeError):
     """MediaPipe is not installed (one line naming the install command)."""
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from bench.config import ModelConfig
+from bench.errors import BenchError
 
 MODELS: dict[str, str] = {
     "julnet": "julnet.model:JULNet",
@@ -19,7 +20,7 @@ MODELS: dict[str, str] = {
 }
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(BenchError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 

@@ -38,6 +38,8 @@ from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
+from bench.errors import BenchError
+
 log = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("summary.json", "frames.parquet")
@@ -99,7 +101,7 @@ _URL_CSS_COMMENT = re.compile(r"/\*(?:(?!\*/).)*?://.*?\*/", re.DOTALL)
 _STYLE_BLOCK = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.IGNORECASE | re.DOTALL)
 
 
-class ReportError(RuntimeError):
+class ReportError(BenchError, RuntimeError):
     """The report could not be rendered; the message names the run directory and the problem.
 
     ``detail`` holds the notebook's full traceback (plain text) when there is one, for a log file.

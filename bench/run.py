@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from bench.clips import Dataset, open_dataset
 from bench.config import RunConfig, stable_hash
+from bench.errors import BenchError
 from bench.evaluate import EvalResult, evaluate, metric_networks, summarise
 from bench.frames import ClipTensors, prepare_clip
 from bench.lip_sync import sync_networks
@@ -26,7 +27,7 @@ from bench.train import load_checkpoint, pick_device, train
 log = logging.getLogger(__name__)
 
 
-class RunError(ValueError):
+class RunError(BenchError, ValueError):
     pass
 
 

@@ -32,11 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from bench.errors import BenchError
+
 RUN_FILES = ("manifest.json", "frames.parquet", "summary.json", "curves.npz", "samples.npz", "report.html")
 _PACKAGES = ("talkbench", "torch", "numpy", "pandas", "scipy", "pyarrow", "papermill", "nbconvert", "matplotlib")
 
 
-class RunDirError(ValueError):
+class RunDirError(BenchError, ValueError):
     pass
 
 

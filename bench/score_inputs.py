@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import video
+from bench.errors import BenchError
 from bench.rundir import file_sha256
 
 FPS_TOLERANCE = 0.002  # relative: 29.97 (30000/1001) against 30 passes, 25 against 30 or 50 does not
 
 
-class ScoreError(ValueError):
+class ScoreError(BenchError, ValueError):
     """Inputs that do not pair up (frame counts, sizes, rates, colour, stems), or a run that cannot resume; one line."""
 
 

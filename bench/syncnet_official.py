@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.errors import BenchError
 from bench.sync_metrics import MAX_OFFSET, SyncResult, lse
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ EMBED_DIM = 1024
 BATCH_SIZE = 20  # syncnet_python's default; results do not depend on it (eval-mode BN)
 
 
-class OfficialWeightsError(ValueError):
+class OfficialWeightsError(BenchError, ValueError):
     """The file is not a usable official SyncNet state dict; the message names the file and what is wrong."""
 
 

@@ -28,13 +28,14 @@ from tqdm.auto import tqdm
 
 from bench.config import RunConfig
 from bench.critics import Critics
+from bench.errors import BenchError
 from bench.frames import ClipTensors, TrainSampler, WindowSampler
 from bench.models import build_model
 
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BenchError, ValueError):
     pass
 
 

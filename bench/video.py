@@ -24,6 +24,8 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from bench.errors import BenchError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
@@ -31,7 +33,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".m
 _AV_ERRORS = (av.FFmpegError, OSError, ValueError, UnicodeDecodeError)
 
 
-class VideoError(ValueError):
+class VideoError(BenchError, ValueError):
     """An input file cannot be used; the message is one line naming the file."""
 
 

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 import torch
 
+from bench.errors import BenchError
 from bench.rundir import file_sha256
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ FETCH_COMMAND = "bench weights fetch"
 MANIFEST = "weights.json"
 
 
-class WeightsMissingError(ValueError):
+class WeightsMissingError(BenchError, ValueError):
     """Weights absent or corrupt; the message is one line naming the command that provisions them."""
 
 

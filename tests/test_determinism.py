@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -21,6 +22,10 @@ import torch
 from bench.config import preset_config
 from bench.models import MODELS, model_class
 
+# summary.json of `bench run --model julnet --preset smoke --seed 0`, kept so a refactor can show that it
+# changed no number (issue 10). Rewrite it only for an intended change: TALKBENCH_UPDATE_GOLDEN=1.
+GOLDEN = Path(__file__).with_name("golden") / "summary_julnet_smoke_seed0.json"
+GOLDEN_META = GOLDEN.with_name(GOLDEN.stem + ".meta.json")
 TRAINABLE = [name for name in MODELS if getattr(model_class(name), "trainable", True)]
 # One process trains the models in the given order through `bench.cli.main`: whatever one leaves in
 # the process (RNG state, allocator history, MKL's state) must not reach the next one.
@@ -113,11 +118,48 @@ def test_same_seed_gives_an_identical_bench_run_from_empty_caches(tmp_path, prov
     assert summary_a == json.loads((run_b / "summary.json").read_text())
     for table in ("frames.parquet", "clips.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(run_a / table), pd.read_parquet(run_b / table))
+    _check_golden(run_a / "summary.json")
     manifests = [json.loads((run / "manifest.json").read_text()) for run in (run_a, run_b)]
     checkpoints = [Path(m["checkpoint"]["path"]) for m in manifests]
     assert _same(*checkpoints) == []
     experts = [Path(m["sync_expert"]["path"]) for m in manifests]
     assert _same(*experts) == []
+
+
+def _platform() -> dict[str, str]:
+    from importlib import metadata
+
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "numpy": np.__version__, "mediapipe": metadata.version("mediapipe")}
+
+
+def _values(tree, path: str = "") -> dict[str, object]:
+    if isinstance(tree, dict):
+        return {k: v for key, item in tree.items() for k, v in _values(item, f"{path}/{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for index, item in enumerate(tree) for k, v in _values(item, f"{path}/{index}").items()}
+    return {path: tree}
+
+
+def _check_golden(summary: Path) -> None:
+    """Byte for byte on the platform the fixture was made on (CPU kernels, torch, numpy, MediaPipe);
+    elsewhere other SIMD kernels round differently, so there every number must agree to 1e-3 relative."""
+    meta = json.loads(GOLDEN_META.read_text())
+    if os.environ.get("TALKBENCH_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_bytes(summary.read_bytes())
+        GOLDEN_META.write_text(json.dumps({**meta, "platform": _platform()}, indent=2) + "\n")
+        return
+    hint = "an intended change? rewrite it with TALKBENCH_UPDATE_GOLDEN=1 and say why in the commit"
+    if meta["platform"] == _platform():
+        assert summary.read_bytes() == GOLDEN.read_bytes(), f"summary.json differs from {GOLDEN.name}: {hint}"
+        return
+    got, want = _values(json.loads(summary.read_text())), _values(json.loads(GOLDEN.read_text()))
+    assert got.keys() == want.keys(), hint
+    for key, value in want.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-3, abs=1e-6), f"{key}: {hint}"
+        else:
+            assert got[key] == value, f"{key}: {hint}"
 
 
 def _train_command(out: Path) -> list[str]:
