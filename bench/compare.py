@@ -49,12 +49,7 @@ def _read_manifest(run: Path) -> dict:
     if not path.is_file():
         raise CompareError(f"{path}: missing; without it there is no telling whether the run finished "
                            "or what data it was on")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CompareError(f"{path}: unreadable JSON ({type(exc).__name__})") from exc
-    if not isinstance(manifest, dict):
-        raise CompareError(f"{path}: expected a JSON object")
+    manifest = _json_object(path)
     status = manifest.get("status")
     if status not in COMPARABLE:
         why = {"running": " (still running, or stopped before writing its results)",
@@ -118,13 +113,17 @@ def _load(run: Path) -> tuple[pd.DataFrame, dict]:
     missing = {"clip_id", "frame"} - set(frames.columns)
     if missing:
         raise CompareError(f"{frames_path}: lacks column(s) {', '.join(sorted(missing))}")
+    return frames, _json_object(summary_path)
+
+
+def _json_object(path: Path) -> dict:
     try:
-        summary = json.loads(summary_path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CompareError(f"{summary_path}: unreadable JSON ({type(exc).__name__})") from exc
-    if not isinstance(summary, dict):
-        raise CompareError(f"{summary_path}: expected a JSON object")
-    return frames, summary
+        raise CompareError(f"{path}: unreadable JSON ({type(exc).__name__})") from exc
+    if not isinstance(value, dict):
+        raise CompareError(f"{path}: expected a JSON object")
+    return value
 
 
 def _direction(name: str, *summaries: dict) -> bool | None:
