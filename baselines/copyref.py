@@ -6,13 +6,14 @@ import math
 import torch
 from torch import nn
 
-from bench.config import ModelConfig
-from bench.frames import mouth_mask
+from bench.api import ModelConfig
+from bench.blocks.masks import mouth_mask
 
 
 class CopyRef(nn.Module):
     """No parameters, no training; the uncertainty map is a constant (it knows nothing)."""
 
+    kind = "reference"  # declared capabilities (bench.api): a floor, nothing to train
     trainable = False
 
     def __init__(self, config: ModelConfig, constant_scale: float = 0.1) -> None:

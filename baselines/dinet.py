@@ -22,10 +22,10 @@ Different from DINet:
     pixels pass through, the network fills the blanked half);
   * widths are half DINet's at the same base (``channels=64`` gives 32/64/128 at S, S/2, S/4 and
     64 in the alignment encoder; DINet has 64/128/256 and 128) so it costs about what JULNet costs;
-  * AdaAT is JULNet's module (zero-initialised to the identity warp; scale in (0.5, 1.5), rotation
-    within +-45 degrees) rather than DINet's wider ranges (scale in (0, 2), any rotation);
+  * AdaAT is JULNet's module, shared as ``bench.blocks.adaat`` (zero-initialised to the identity warp;
+    scale in (0.5, 1.5), rotation within +-45 degrees) rather than DINet's wider ranges (scale in (0, 2), any rotation);
   * the plug-in ``UncertaintyHead`` on the last decoder features; the LSGAN, VGG perceptual and sync
-    losses are the shared ones (``bench.critics``, ``julnet.perceptual``), set by config weights.
+    losses are the shared ones (``bench.critics``, ``bench.blocks.perceptual``), set by config weights.
 
 How it differs from ``julnet`` in this repository (the point of having it): JULNet conditions AdaAT on
 pooled encoder features directly, warps reference features at two scales (S/4 and S/2) with the same
@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.config import ModelConfig
-from julnet.model import AdaAT
-from julnet.uncertainty import InpaintingGenerator, UncertaintyHead
+from bench.api import ModelConfig
+from bench.blocks.adaat import AdaAT
+from bench.blocks.uncertainty import InpaintingGenerator, UncertaintyHead
 
 
 def same_block(in_channels: int, out_channels: int, kernel: int = 3) -> nn.Sequential:

@@ -36,21 +36,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.wav2lip import ConvBlock, MelEncoder, level_sizes
-from bench.config import ModelConfig
-from bench.frames import ClipTensors
+from bench.api import SYNC_WINDOW, ClipFrames, ModelConfig, generated_rows
 
-SYNC_FRAMES = 5
 SYNC_NEGATIVE_OFFSET = 5
 MIN_SYNC_CLIP_FRAMES = 2 * SYNC_NEGATIVE_OFFSET  # shortest clip in which every centre has a negative
 PROBABILITY_EPS = 1e-6
 
 
 def lower_face(frames: torch.Tensor) -> torch.Tensor:
-    """... x H x W -> ... x (H - H//2) x W: the half the protocol masks (mouth and jaw)."""
-    return frames[..., frames.shape[-2] // 2:, :]
+    """... x H x W -> ... x (H - H//2) x W: the rows the protocol masks (mouth and jaw)."""
+    return frames[..., generated_rows(frames.shape[-2]), :]
 
 
-def make_sync_batch(clips: list[ClipTensors], batch_size: int, generator: torch.Generator,
+def make_sync_batch(clips: list[ClipFrames], batch_size: int, generator: torch.Generator,
                     device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """In-sync and shifted (audio, 5-frame) pairs for BCE training, half of each.
 
@@ -64,7 +62,7 @@ def make_sync_batch(clips: list[ClipTensors], batch_size: int, generator: torch.
     if not usable:
         raise ValueError(f"sync training needs clips of at least {MIN_SYNC_CLIP_FRAMES} frames")
     picks = torch.randint(len(usable), (batch_size,), generator=generator).tolist()
-    half = SYNC_FRAMES // 2
+    half = SYNC_WINDOW // 2
     mels, windows, labels, offsets = [], [], [], []
     for row, index in enumerate(picks):
         clip = usable[index]
@@ -89,7 +87,7 @@ def make_sync_batch(clips: list[ClipTensors], batch_size: int, generator: torch.
 class SyncSampler:
     """``TrainSampler``'s interface over ``make_sync_batch``; ``n_refs`` is accepted and unused."""
 
-    def __init__(self, clips: list[ClipTensors], n_refs: int = 0, seed: int = 0) -> None:
+    def __init__(self, clips: list[ClipFrames], n_refs: int = 0, seed: int = 0) -> None:
         if not any(clip.n_frames >= MIN_SYNC_CLIP_FRAMES for clip in clips):
             raise ValueError(f"the training split has no clip of at least {MIN_SYNC_CLIP_FRAMES} frames")
         self.clips = clips
@@ -113,7 +111,7 @@ class VisualEncoder(nn.Module):
         cap = 16 * base
         sizes = level_sizes((image_size + 1) // 2)  # the crop after the stride-(1, 2) conv
         widths = [min(base * 2 ** i, cap) for i in range(len(sizes))]
-        layers: list[nn.Module] = [ConvBlock(3 * SYNC_FRAMES, widths[0], kernel=7, padding=3),
+        layers: list[nn.Module] = [ConvBlock(3 * SYNC_WINDOW, widths[0], kernel=7, padding=3),
                                    ConvBlock(widths[0], widths[0], stride=(1, 2)),  # S/2 x S -> S/2 x S/2
                                    ConvBlock(widths[0], widths[0], residual=True)]
         for level in range(1, len(sizes)):
@@ -144,10 +142,10 @@ class EmbeddingNorm(nn.BatchNorm1d):
 
 
 class SyncNet(nn.Module):
-    """Audio-visual sync expert; a scorer, not a generator (``generator = False``)."""
+    """Audio-visual sync expert; a scorer, not a generator (``kind = "sync_expert"``)."""
 
+    kind = "sync_expert"  # declared capabilities (bench.api)
     trainable = True
-    generator = False
     sampler_class = SyncSampler
     make_sync_batch = staticmethod(make_sync_batch)
 
@@ -165,8 +163,8 @@ class SyncNet(nn.Module):
 
     def forward(self, mel: torch.Tensor, frames5: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``mel`` B x 80 x 16, ``frames5`` B x 5 x 3 x S x S full frames in [0, 1] (cropped here)."""
-        if frames5.dim() != 5 or frames5.shape[1] != SYNC_FRAMES:
-            raise ValueError(f"frames5 must be B x {SYNC_FRAMES} x 3 x S x S, got {tuple(frames5.shape)}")
+        if frames5.dim() != 5 or frames5.shape[1] != SYNC_WINDOW:
+            raise ValueError(f"frames5 must be B x {SYNC_WINDOW} x 3 x S x S, got {tuple(frames5.shape)}")
         crops = lower_face(frames5).flatten(1, 2)
         visual = F.normalize(self.visual_norm(self.visual(crops).flatten(1)), dim=1)
         audio = F.normalize(self.audio_norm(self.audio(mel).flatten(1)), dim=1)

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.config import ModelConfig
-from julnet.uncertainty import InpaintingGenerator, UncertaintyHead
+from bench.api import ModelConfig
+from bench.blocks.uncertainty import InpaintingGenerator, UncertaintyHead
 
 BOTTLENECK_SIZE = 4  # downsample while the face map is larger than this
 

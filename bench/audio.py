@@ -12,7 +12,8 @@ import functools
 import numpy as np
 import torch
 
-SAMPLE_RATE = 16000
+from bench.api import SAMPLE_RATE
+
 N_FFT = 800
 HOP = 200
 N_MELS = 80

@@ -252,7 +252,7 @@ def hist_kl(error: np.ndarray, scale: np.ndarray, bins: int = HIST_BINS, quantil
     """KL(P_err || P_unc) of one frame's hard histograms (JULNet's Lun2 as a metric); 0 when u == e.
 
     The direction penalises u for leaving error mass uncovered. Same normalisation, bins and
-    smoothing as the training loss ``julnet.histogram.histogram_kl``, which bins softly.
+    smoothing as the training loss ``bench.blocks.histogram.histogram_kl``, which bins softly.
     """
     p, q = frame_histograms(error, scale, bins, quantile, min_range)
     return kl_divergence(p, q, eps) if p.sum() > 0 else float("nan")

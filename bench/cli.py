@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.config import PRESETS, POSE_BINS, RunConfig, preset_config
-from julnet.uncertainty import UNCERTAINTY_MODES
+from bench.api import UNCERTAINTY_MODES, capabilities
+from bench.cli_args import add_score_cli, add_weights_cli
 
 log = logging.getLogger("bench")
 
@@ -51,12 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--allow-different-data", action="store_true",
                          help="compare runs whose manifests record different data hashes")
 
-    from bench.weights import add_cli as add_weights_cli
-
     add_weights_cli(commands)
-
-    from bench.score import add_cli as add_score_cli
-
     add_score_cli(commands)
 
     data = commands.add_parser("data", help="datasets")
@@ -212,7 +208,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = _config_from_args(args)
     out = args.out or Path("runs") / "train" / f"{args.model}-{args.preset}-seed{args.seed}"
-    is_generator = getattr(model_class(args.model), "generator", True)
+    is_generator = capabilities(model_class(args.model)).generator
     if config.net.sync_weight > 0 and not config.train.sync_expert and is_generator:
         raise RunError("--sync-weight > 0 needs --sync-expert PATH (train one: bench train --model syncnet)")
     blocker = next((path for path in (out, *out.parents) if path.exists()), None)
@@ -236,7 +232,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         dist.barrier()
     model = build_model(args.model, config.net, seed=config.seed)
-    if not getattr(model, "trainable", True):
+    if not capabilities(model).trainable:
         raise RunError(f"model '{args.model}' has no parameters to train")
     clips = prepare_split(dataset, "train", config.net.image_size, progress=False)
     train(model, clips, config, device, progress=not args.no_progress, out_dir=out, resume=resume)

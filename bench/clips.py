@@ -35,6 +35,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from bench.api import SAMPLE_RATE
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Clip:
     frames: np.ndarray  # T x H x W x 3 uint8
     audio: np.ndarray  # N float32
     fps: float
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     yaw: np.ndarray | None = None
     pitch: np.ndarray | None = None
     roll: np.ndarray | None = None
@@ -154,7 +155,7 @@ def load_clip(path: str | Path, sha256: str | None = None) -> Clip:
             raise ClipFormatError(f"{path}: clip archive has no '{key}' array")
     try:
         meta = json.loads(str(arrays.pop("meta").reshape(())))
-        fps, sample_rate = float(arrays.pop("fps")), int(arrays.pop("sample_rate", 16000))
+        fps, sample_rate = float(arrays.pop("fps")), int(arrays.pop("sample_rate", SAMPLE_RATE))
     except (ValueError, TypeError) as error:  # JSONDecodeError is a ValueError; non-scalar arrays raise either
         raise ClipFormatError(f"{path}: 'meta' must be a JSON string and 'fps', 'sample_rate' scalars ({error})") from None
     if not isinstance(meta, dict):

@@ -7,7 +7,11 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from bench.api import ModelConfig  # the model protocol's config lives in bench.api; re-exported here
 from bench.synth.dataset import SynthConfig
+
+__all__ = ["DataConfig", "EvalConfig", "ModelConfig", "PRESETS", "POSE_BINS", "RunConfig", "TrainConfig",
+           "pose_bin", "pose_bins", "preset_config", "stable_hash"]
 
 PRESETS = ("smoke", "quick", "paper")
 POSE_BINS = (("frontal", 0.0, 15.0), ("moderate", 15.0, 30.0), ("extreme", 30.0, 90.0))
@@ -19,19 +23,6 @@ class DataConfig:
 
     source: str = "synth"  # "synth" or a dataset directory in the clip format
     synth: SynthConfig = field(default_factory=SynthConfig)  # used when source == "synth"
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    image_size: int = 64
-    n_refs: int = 3
-    channels: int = 32
-    uncertainty: str = "joint"  # none | lun1 | joint (= Lun1 + lun2_weight * Lun2)
-    lun2_weight: float = 1.0
-    hist_bins: int = 11
-    perceptual_weight: float = 0.0  # VGG perceptual loss (DINet: 10); off on CPU presets (about 1 s a step)
-    gan_weight: float = 0.0  # LSGAN term against a lower-half PatchGAN discriminator (DINet: 1)
-    sync_weight: float = 0.0  # lip-sync expert term, -log P(in sync) (DINet: 0.1; Wav2Lip: 0.03)
 
 
 @dataclass(frozen=True)

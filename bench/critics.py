@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from bench.config import RunConfig
-from julnet.discriminator import FrameDiscriminator, lsgan_discriminator_loss, lsgan_generator_loss
+from bench.blocks.discriminator import FrameDiscriminator, lsgan_discriminator_loss, lsgan_generator_loss
 
 PROBABILITY_EPS = 1e-6
 

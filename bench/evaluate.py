@@ -13,13 +13,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from bench.api import SYNC_WINDOW
 from bench.config import EvalConfig
 from bench.frames import ClipTensors, eval_reference_indices, make_batch, mouth_mask
 from bench.lip_sync import local_values, official_values
 from bench.scoring import EvalResult, FrameScorer, summarise
 from bench.sync_metrics import SyncResult, lse
-
-SYNC_FRAMES = 5  # the expert's window: frames t-2 ... t+2
 
 __all__ = ["EvalResult", "clip_sync", "evaluate", "metric_networks", "summarise"]
 
@@ -34,12 +33,12 @@ def clip_sync(sync_model: nn.Module, frames_u8: torch.Tensor, mel: torch.Tensor)
     the embeddings are the project's own expert's, hence the ``_local`` names.
     """
     n = frames_u8.shape[0]
-    if n < SYNC_FRAMES + 1:
+    if n < SYNC_WINDOW + 1:
         return None
-    centres = torch.arange(SYNC_FRAMES // 2, n - SYNC_FRAMES // 2)
+    centres = torch.arange(SYNC_WINDOW // 2, n - SYNC_WINDOW // 2)
     video, audio = [], []
     for chunk in centres.split(SYNC_CHUNK):
-        windows = torch.stack([frames_u8[t - SYNC_FRAMES // 2: t + SYNC_FRAMES // 2 + 1] for t in chunk.tolist()])
+        windows = torch.stack([frames_u8[t - SYNC_WINDOW // 2: t + SYNC_WINDOW // 2 + 1] for t in chunk.tolist()])
         v, a = sync_model(mel[chunk], windows / 255.0)
         video.append(v.float().cpu())
         audio.append(a.float().cpu())

@@ -1,11 +1,6 @@
 """Turn clips into model inputs: resized frames, mel windows, masked targets and references.
 
-The model protocol (every generator follows it):
-``model(audio, masked, refs) -> (pred, log_scale)`` with
-``audio`` B x 80 x 16 mel windows, ``masked`` B x 3 x S x S target frames whose lower half is
-blanked (Wav2Lip's mask: pose-agnostic and it always covers mouth and jaw of a centred face crop),
-``refs`` B x R x 3 x S x S frames of the same identity, all floats in [0, 1]; ``pred`` B x 3 x S x S
-in [0, 1] and ``log_scale`` B x 1 x S x S, the log of the per-pixel Laplace scale u.
+The model protocol these inputs follow (shapes, ranges, the generated region) is ``bench.api``'s.
 """
 from __future__ import annotations
 
@@ -15,7 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.api import MIN_REF_GAP, SAMPLE_RATE, SYNC_WINDOW
 from bench.audio import frame_windows, log_mel
+from bench.blocks.masks import mask_lower_half, mouth_mask  # re-exported: the torch side of the one mask rule
 from bench.clips import Clip
 
 
@@ -87,30 +84,16 @@ def prepare_clip(clip: Clip, image_size: int) -> ClipTensors:
 
 
 def audio_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mono float32 at 16 kHz (polyphase resampling when the clip has another rate)."""
+    """Mono float32 at the protocol's 16 kHz (polyphase resampling when the clip has another rate)."""
     audio = np.asarray(audio, dtype=np.float32)
-    if sample_rate == 16000:
+    if sample_rate == SAMPLE_RATE:
         return audio
     from math import gcd
 
     from scipy.signal import resample_poly
 
-    common = gcd(16000, int(sample_rate))
-    return resample_poly(audio, 16000 // common, int(sample_rate) // common).astype(np.float32)
-
-
-def mouth_mask(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """1 x 1 x H x W: 1 where the protocol blanks the target (the lower half), 0 where it is given."""
-    mask = torch.zeros(1, 1, height, width, device=device)
-    mask[..., height // 2:, :] = 1.0
-    return mask
-
-
-def mask_lower_half(frames: torch.Tensor) -> torch.Tensor:
-    return frames * (1.0 - mouth_mask(*frames.shape[-2:], device=frames.device))
-
-
-MIN_REF_GAP = 3  # frames: a reference this close to the target would leak its mouth shape
+    common = gcd(SAMPLE_RATE, int(sample_rate))
+    return resample_poly(audio, SAMPLE_RATE // common, int(sample_rate) // common).astype(np.float32)
 
 
 def eval_reference_indices(n_frames: int, n_refs: int, target: int) -> list[int]:
@@ -166,9 +149,6 @@ class TrainSampler:
         self.generator.set_state(state["generator"])
 
 
-WINDOW = 5  # consecutive frames per window: what the sync expert scores
-
-
 class WindowSampler(TrainSampler):
     """Windows of five consecutive targets (t-2 ... t+2) for training with the sync expert's loss.
 
@@ -179,23 +159,23 @@ class WindowSampler(TrainSampler):
     """
 
     def __init__(self, clips: list[ClipTensors], n_refs: int, seed: int) -> None:
-        usable = [clip for clip in clips if clip.n_frames >= WINDOW + 2 * MIN_REF_GAP]
+        usable = [clip for clip in clips if clip.n_frames >= SYNC_WINDOW + 2 * MIN_REF_GAP]
         if not usable:
-            raise ValueError(f"sync-loss training needs clips of at least {WINDOW + 2 * MIN_REF_GAP} frames")
+            raise ValueError(f"sync-loss training needs clips of at least {SYNC_WINDOW + 2 * MIN_REF_GAP} frames")
         super().__init__(usable, n_refs, seed)
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        half = WINDOW // 2
-        picks = torch.randint(len(self.clips), (max(1, batch_size // WINDOW),), generator=self.generator)
+        half = SYNC_WINDOW // 2
+        picks = torch.randint(len(self.clips), (max(1, batch_size // SYNC_WINDOW),), generator=self.generator)
         parts, sync_mel = [], []
         for index in picks.tolist():
             clip = self.clips[index]
             n = clip.n_frames
             centre = half + int(torch.randint(n - 2 * half, (1,), generator=self.generator))
             targets = torch.arange(centre - half, centre + half + 1)
-            span = n - WINDOW - 2 * MIN_REF_GAP + 1
+            span = n - SYNC_WINDOW - 2 * MIN_REF_GAP + 1
             offsets = torch.randint(span, (1, self.n_refs), generator=self.generator)
-            refs = ((centre + half + MIN_REF_GAP + offsets) % n).expand(WINDOW, -1)
+            refs = ((centre + half + MIN_REF_GAP + offsets) % n).expand(SYNC_WINDOW, -1)
             parts.append(make_batch(clip, targets, refs, device))
             sync_mel.append(clip.mel[centre])
         batch = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}

@@ -119,6 +119,7 @@ def video_sync_values(batches: Any, audio: np.ndarray, official: OfficialSync | 
                       device: torch.device | str = "cpu") -> dict[str, float]:
     """LSE scores of one external video. ``batches()`` yields uint8 B x H x W x 3 frame batches afresh on each call
     (the video is decoded once per pass: face boxes, then crops), so memory holds 224-px crops, not frames."""
+    from bench.api import SAMPLE_RATE, VIDEO_FPS
     from bench.audio import frame_windows, log_mel
     from bench.evaluate import clip_sync
     from bench.frames import resize_frames
@@ -139,7 +140,7 @@ def video_sync_values(batches: Any, audio: np.ndarray, official: OfficialSync | 
                 values.update(official_values(result))
     if local is not None:
         frames = torch.cat([resize_frames(batch, local.config.image_size) for batch in batches()])
-        mel = torch.from_numpy(frame_windows(log_mel(audio, 16000), len(frames), 25))
+        mel = torch.from_numpy(frame_windows(log_mel(audio, SAMPLE_RATE), len(frames), VIDEO_FPS))
         result = clip_sync(local.to(device), frames.to(device).float(), mel.to(device))
         if result is not None:
             values.update(local_values(result))

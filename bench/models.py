@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
-from bench.config import ModelConfig
+from bench.api import ModelConfig
 from bench.errors import BenchError
+
+if TYPE_CHECKING:  # torch loads with the model itself: `bench ls` and `bench --help` must not pay for it
+    from torch import nn
 
 MODELS: dict[str, str] = {
     "julnet": "julnet.model:JULNet",
@@ -40,6 +41,8 @@ def build_model(name: str, config: ModelConfig, seed: int | None = None) -> nn.M
     The seeded build draws from a forked copy of torch's CPU generator, so it neither depends on
     nor disturbs what ran before it in the process (a data step, another model's training).
     """
+    import torch
+
     if seed is None:
         return model_class(name)(config)
     with torch.random.fork_rng(devices=[]):

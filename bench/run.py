@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from bench.api import capabilities
 from bench.clips import Dataset, open_dataset
 from bench.config import RunConfig, stable_hash
 from bench.errors import BenchError
@@ -77,7 +78,7 @@ def obtain_model(config: RunConfig, dataset: Dataset, checkpoint: Path | None, d
         return model.to(device), replace(config, net=saved.net, train=saved.train), {
             "path": str(checkpoint), "sha256": file_sha256(checkpoint), "source": "given"}
     model = build_model(config.model, config.net, seed=config.seed)
-    if not getattr(model, "trainable", True):
+    if not capabilities(model).trainable:
         return model.to(device), config, {"path": None, "sha256": None, "source": "none (no parameters)"}
     train_dir = cache_root() / "checkpoints" / f"{config.model}-{checkpoint_key(config, dataset.content_hash)}"
     final = train_dir / "final.pt"

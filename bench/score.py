@@ -44,6 +44,8 @@ import torch
 from tqdm.auto import tqdm
 
 from bench import score_partial, video
+from bench.cli_args import FRAME_METRICS
+from bench.cli_args import add_score_cli as add_cli  # noqa: F401  (the parser lives where no torch is loaded)
 from bench.config import EvalConfig
 from bench.evaluate import metric_networks
 from bench.lip_sync import sync_networks
@@ -64,7 +66,6 @@ SYNC_FPS = 25.0  # the rate both sync experts read
 POSE_SOURCE = "estimated on the ground truth: MediaPipe face mesh + solvePnP (bench.head_pose)"
 REGION = "full frame (external outputs carry no mask of generated pixels)"
 PIXEL_BUDGET = 1 << 21  # pixels per batch: 32 frames at 256 px, 1 at 1080p; bounds SSIM's scratch memory
-FRAME_METRICS = ("psnr", "ssim", "err_mean", "lpips", "lmd")  # per-frame image metrics `--metric` can print
 
 
 # ---------------------------------------------------------------- scoring
@@ -358,33 +359,6 @@ def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfi
     networks = metric_networks(config, torch.device("cpu"))
     result = score_pairs([pair], config, networks, progress=False)
     return [float(v) for v in result.frames[name]]
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "score", help="score any model's output videos against ground truth; write a run directory and report",
-        description="Score generated videos (or frame directories) against ground truth with every metric "
-                    "`bench run` reports. Two directories of videos are paired by file stem.")
-    parser.add_argument("--pred", type=Path, required=True, metavar="VIDEO|DIR",
-                        help="generated video, frame directory, or directory of videos")
-    parser.add_argument("--gt", type=Path, required=True, metavar="VIDEO|DIR", help="ground truth, same form as --pred")
-    parser.add_argument("--uncertainty", type=Path, metavar="NPY|DIR", help="per-pixel scale u: T x H x W .npy or "
-                        "a directory of H x W .npy (batch: <stem>.npy or <stem>/ per video)")
-    parser.add_argument("--audio", type=Path, metavar="WAV", help="driving audio (.wav or a video with sound; "
-                        "batch: a directory of <stem>.*); checked and recorded in the manifest")
-    parser.add_argument("--sync-expert", type=Path, metavar="CKPT",
-                        help="a `bench train --model syncnet` checkpoint: adds lse_c_local / lse_d_local")
-    parser.add_argument("--metric", metavar="NAME",
-                        help=f"print this metric per frame, one line each ({', '.join(FRAME_METRICS)})")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="run directory (default runs/score-STEM-TIME, with -2, -3 ... when taken)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the unfinished run in --out (same inputs and settings): score only the "
-                             "clips it lacks")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed")
-    parser.add_argument("--no-networks", action="store_true", help="skip LPIPS, FID and LMD (no pretrained weights)")
-    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run_cli(args: argparse.Namespace) -> int:

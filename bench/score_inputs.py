@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import video
+from bench.api import SAMPLE_RATE
 from bench.errors import BenchError
 from bench.rundir import file_sha256
 
@@ -131,8 +132,8 @@ def audio_records(audio: Path | None, stems: list[str]) -> dict[str, dict[str, A
     records = {}
     for stem, path in paths.items():
         wave = video.read_audio(path)
-        records[stem] = {"path": str(path.resolve()), "sha256": file_sha256(path), "sample_rate": 16000,
-                         "samples": int(wave.size), "duration_s": wave.size / 16000}
+        records[stem] = {"path": str(path.resolve()), "sha256": file_sha256(path), "sample_rate": SAMPLE_RATE,
+                         "samples": int(wave.size), "duration_s": wave.size / SAMPLE_RATE}
     return records
 
 

@@ -45,6 +45,8 @@ from bench.sync_metrics import MAX_OFFSET, SyncResult, lse
 
 log = logging.getLogger(__name__)
 
+# The official network's own input format, fixed by its weights (it equals bench.api's protocol values,
+# but would not follow them if the protocol changed).
 SAMPLE_RATE = 16000
 FPS = 25
 WINDOW_FRAMES = 5  # video frames per window

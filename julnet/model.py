@@ -8,19 +8,20 @@ Data flow (S = image size):
       reference feature channel, applied with a sampling grid (DINet's Adaptive Affine Transformation)
   [source S/4, warped reference] -> residual blocks -> decoder with source skips -> RGB and log-scale;
   the RGB output fills the masked region, the given pixels pass through unchanged (inpainting).
-Losses: the reconstruction loss of ``julnet.uncertainty`` (L1, Lun1 or Lun1 + Lun2), plus by config
+Losses: the reconstruction loss of ``bench.blocks.uncertainty`` (L1, Lun1 or Lun1 + Lun2), plus by config
 weight the VGG perceptual loss, the LSGAN term and the sync expert's term (``bench.critics``).
 """
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.config import ModelConfig
-from julnet.uncertainty import InpaintingGenerator, UncertaintyHead
+from bench.api import ModelConfig
+from bench.blocks.adaat import AdaAT
+from bench.blocks.uncertainty import InpaintingGenerator, UncertaintyHead
+
+__all__ = ["AdaAT", "AudioEncoder", "JULNet", "ResBlock", "conv_block"]  # AdaAT: shared, from bench.blocks
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -57,42 +58,6 @@ class AudioEncoder(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.net(mel.unsqueeze(1))
-
-
-class AdaAT(nn.Module):
-    """Adaptive affine transformation: a per-channel similarity warp of feature maps.
-
-    Parameters come from a condition vector; the last layer starts at zero so training starts
-    from the identity warp. Ranges: scale in (0.5, 1.5), rotation within +-45 degrees,
-    translation within +-0.5 of the feature map's half-size.
-    """
-
-    def __init__(self, cond_dim: int, channels: int, hidden: int = 128) -> None:
-        super().__init__()
-        self.channels = channels
-        self.mlp = nn.Sequential(nn.Linear(cond_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 4 * channels))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
-
-    def transforms(self, cond: torch.Tensor, batch: int) -> torch.Tensor:
-        """(batch * channels) x 2 x 3 affine matrices from the condition vector."""
-        raw = torch.tanh(self.mlp(cond).view(batch * self.channels, 4))
-        scale = 1.0 + 0.5 * raw[:, 0]
-        angle = (math.pi / 4) * raw[:, 1]
-        shift = 0.5 * raw[:, 2:]
-        cos, sin = scale * torch.cos(angle), scale * torch.sin(angle)
-        return torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-
-    @staticmethod
-    def warp(features: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        batch, channels, height, width = features.shape
-        grid = F.affine_grid(theta, [batch * channels, 1, height, width], align_corners=False)
-        flat = features.reshape(batch * channels, 1, height, width)
-        warped = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return warped.view(batch, channels, height, width)
-
-    def forward(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.warp(features, self.transforms(cond, features.shape[0]))
 
 
 class JULNet(InpaintingGenerator):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from baselines.syncnet import MIN_SYNC_CLIP_FRAMES, SYNC_NEGATIVE_OFFSET, SyncNet, SyncSampler, make_sync_batch
+from bench.api import capabilities
 from bench.config import ModelConfig
 from bench.frames import ClipTensors, mask_lower_half
 from bench.models import build_model, model_class
@@ -113,7 +114,9 @@ def _sync_clips(n_clips: int = 3, frames: int = 16, size: int = 32, seed: int = 
 
 def test_syncnet_is_registered_as_a_trainable_non_generator():
     cls = model_class("syncnet")
-    assert cls is SyncNet and cls.trainable and cls.generator is False and cls.sampler_class is SyncSampler
+    declared = capabilities(cls)
+    assert cls is SyncNet and declared.trainable and not declared.generator and declared.kind == "sync_expert"
+    assert declared.sampler_class is SyncSampler
     assert cls.make_sync_batch is make_sync_batch
 
 

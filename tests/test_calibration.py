@@ -13,7 +13,7 @@ from bench import calibration as cal
 from bench import quality
 from bench.compare import CompareError, compare_runs, format_comparison
 from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci, paired_bootstrap
-from julnet.histogram import histogram_kl, soft_histogram
+from bench.blocks.histogram import histogram_kl, soft_histogram
 from tests.fake_run import make_fake_run
 
 

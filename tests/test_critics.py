@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from bench.critics import Critics, load_sync_expert
-from bench.frames import MIN_REF_GAP, WINDOW, WindowSampler
+from bench.api import MIN_REF_GAP, SYNC_WINDOW as WINDOW
+from bench.frames import WindowSampler
 from bench.models import build_model
 from bench.train import CheckpointError, train
-from julnet.discriminator import FrameDiscriminator, lsgan_discriminator_loss, lsgan_generator_loss
+from bench.blocks.discriminator import FrameDiscriminator, lsgan_discriminator_loss, lsgan_generator_loss
 from train_fixtures import fake_clips, tiny_config, train_sync_expert
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.api import capabilities
 from bench.config import preset_config
 from bench.models import MODELS, model_class
 
@@ -26,7 +27,7 @@ from bench.models import MODELS, model_class
 # changed no number (issue 10). Rewrite it only for an intended change: TALKBENCH_UPDATE_GOLDEN=1.
 GOLDEN = Path(__file__).with_name("golden") / "summary_julnet_smoke_seed0.json"
 GOLDEN_META = GOLDEN.with_name(GOLDEN.stem + ".meta.json")
-TRAINABLE = [name for name in MODELS if getattr(model_class(name), "trainable", True)]
+TRAINABLE = [name for name in MODELS if capabilities(model_class(name)).trainable]
 # One process trains the models in the given order through `bench.cli.main`: whatever one leaves in
 # the process (RNG state, allocator history, MKL's state) must not reach the next one.
 _DRIVER = """

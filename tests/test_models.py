@@ -4,10 +4,11 @@ import math
 import pytest
 import torch
 
+from bench.api import capabilities
 from bench.config import ModelConfig, RunConfig, TrainConfig
 from bench.models import MODELS, UnknownModelError, build_model, model_class
 from bench.train import CheckpointError, load_checkpoint, save_checkpoint
-from julnet.uncertainty import uncertainty_l1
+from bench.blocks.uncertainty import uncertainty_l1
 
 
 def _batch(size: int, n_refs: int, batch: int = 2) -> dict[str, torch.Tensor]:
@@ -20,7 +21,7 @@ def _batch(size: int, n_refs: int, batch: int = 2) -> dict[str, torch.Tensor]:
     }
 
 
-@pytest.mark.parametrize("name", sorted(n for n in MODELS if getattr(model_class(n), "generator", True)))
+@pytest.mark.parametrize("name", sorted(n for n in MODELS if capabilities(model_class(n)).kind in ("generator", "reference")))
 @pytest.mark.parametrize("size", [32, 64])
 def test_models_follow_the_protocol(name, size):
     config = ModelConfig(image_size=size, n_refs=2, channels=8)

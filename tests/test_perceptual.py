@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from bench.config import ModelConfig
 from bench.models import build_model
 from bench.weights import WeightsMissingError, load_state
-from julnet.perceptual import VGGPerceptual
+from bench.blocks.perceptual import VGGPerceptual
 
 
 def _images(seed: int = 0) -> torch.Tensor:

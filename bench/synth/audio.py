@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..api import SAMPLE_RATE
 CONTROL_RATE = 1000  # articulator trajectories are computed on a 1 ms grid
 
 # Viseme set of the common 15-class scheme: (opening, width, rounding), each in [0, 1].

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from ..api import SAMPLE_RATE
 from ..clips import Clip, Dataset, manifest_entry, open_dataset, save_clip, write_manifest
 from .audio import synthesize
 from .geometry import LANDMARK_NAMES
@@ -59,7 +60,7 @@ class SynthConfig:
     identities: int = 6
     train_clips: int = 18
     test_clips_per_stratum: int = 3
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     max_train_yaw: float = 75.0  # train frames' |yaw| stays below this
     sway_deg: float = 3.0  # bound on the per-frame head motion around the base pose
     supersample: int = 2  # anti-aliasing factor per axis

@@ -16,16 +16,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.frames import mouth_mask
+from bench.api import generated_height, generated_rows
 
 PATCH_MIN_SIDE = 4
 
 
 def generated_half(frames: torch.Tensor) -> torch.Tensor:
     """... x H x W -> ... x (H - H//2) x W: the rows the protocol blanks and the generator fills."""
-    height = frames.shape[-2]
-    start = int(mouth_mask(height, 1)[0, 0, :, 0].argmax())
-    return frames[..., start:, :]
+    return frames[..., generated_rows(frames.shape[-2]), :]
 
 
 class FrameDiscriminator(nn.Module):
@@ -34,7 +32,7 @@ class FrameDiscriminator(nn.Module):
     def __init__(self, image_size: int, channels: int = 32) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        width_in, width, side = 3, channels, image_size - image_size // 2
+        width_in, width, side = 3, channels, generated_height(image_size)
         while True:
             layers += [nn.Conv2d(width_in, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
             side //= 2

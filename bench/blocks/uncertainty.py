@@ -1,6 +1,6 @@
 """The uncertainty head and the uncertainty-weighted reconstruction loss.
 
-Lun2 (``joint`` mode) adds the histogram KL of ``julnet.histogram``. The head predicts ``s = log u`` per pixel, u being the scale of a Laplace distribution of the
+Lun2 (``joint`` mode) adds the histogram KL of ``bench.blocks.histogram``. The head predicts ``s = log u`` per pixel, u being the scale of a Laplace distribution of the
 per-pixel error. Lun1 (the paper's uncertainty-weighted L1) is ``mean(|y_hat - y| * exp(-s) + s)``,
 whose minimiser over s is ``u = |y_hat - y|``: the map learns to predict the error. The absolute
 error is averaged over colour channels first, so one scale serves the three channels of a pixel.
@@ -8,18 +8,14 @@ error is averaged over colour channels first, so one scale serves the three chan
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-from bench.frames import mouth_mask
-from julnet.histogram import histogram_kl
+from bench.api import UNCERTAINTY_MODES, Critic
+from bench.blocks.histogram import histogram_kl
+from bench.blocks.masks import mouth_mask
 
-if TYPE_CHECKING:
-    from bench.critics import Critics
-
-UNCERTAINTY_MODES = ("none", "lun1", "joint")
+__all__ = ["UNCERTAINTY_MODES", "InpaintingGenerator", "UncertaintyHead", "reconstruction_loss", "uncertainty_l1"]
 
 
 class UncertaintyHead(nn.Module):
@@ -53,7 +49,7 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, log_scale: tor
     """The generator's pixel loss for an ``uncertainty`` mode, with values worth logging.
 
     none: plain L1. lun1: Lun1 only. joint: Lun1 + lun2_weight * Lun2, the histogram KL of
-    ``julnet.histogram``, taken over ``region`` (H x W bool: the generated pixels) when given,
+    ``bench.blocks.histogram``, taken over ``region`` (H x W bool: the generated pixels) when given,
     because pixels passed through from the input have zero error and would swamp both histograms.
     """
     l1 = (pred - target).abs().mean()
@@ -81,6 +77,7 @@ class InpaintingGenerator(nn.Module):
     their last decoder features) and end ``forward`` with ``return self.compose(masked, rgb, features)``.
     """
 
+    kind = "generator"  # declared capabilities (bench.api)
     trainable = True
 
     def compose(self, masked: torch.Tensor, rgb_logits: torch.Tensor,
@@ -94,7 +91,7 @@ class InpaintingGenerator(nn.Module):
         return pred, log_scale
 
     def training_loss(self, batch: dict[str, torch.Tensor],
-                      critics: Critics | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                      critics: Critic | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Pixel loss (+ VGG perceptual) (+ the critics' adversarial and sync terms, when given)."""
         pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
         region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
@@ -113,7 +110,7 @@ class InpaintingGenerator(nn.Module):
     def _perceptual(self, device: torch.device) -> nn.Module:
         # Built on first use and kept out of the state dict: it is frozen, provisioned weights.
         if getattr(self, "_vgg", None) is None:
-            from julnet.perceptual import VGGPerceptual
+            from bench.blocks.perceptual import VGGPerceptual
 
             object.__setattr__(self, "_vgg", VGGPerceptual().to(device))
         return self._vgg
