@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.api import capabilities
+from bench.cache import cache_root
 from bench.clips import Dataset, open_dataset
 from bench.config import RunConfig, stable_hash
 from bench.errors import BenchError
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 
 class RunError(BenchError, ValueError):
     pass
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("TALKBENCH_CACHE", Path.home() / ".cache" / "talkbench"))
 
 
 def load_data(config: RunConfig, progress: bool = True) -> Dataset:

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import torch
 
+from bench.cache import cache_root
 from bench.cli_args import add_weights_cli as add_cli  # noqa: F401  (the parser lives where no torch is loaded)
 from bench.errors import BenchError
 from bench.rundir import file_sha256
@@ -64,8 +65,7 @@ def weights_dir() -> Path:
     """`$TALKBENCH_WEIGHTS`, else `$TALKBENCH_CACHE/weights`, else `~/.cache/talkbench/weights`."""
     if os.environ.get("TALKBENCH_WEIGHTS"):
         return Path(os.environ["TALKBENCH_WEIGHTS"]).expanduser()
-    base = os.environ.get("TALKBENCH_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "talkbench") / "weights"
+    return cache_root() / "weights"
 
 
 def canonical_name(name: str) -> str:

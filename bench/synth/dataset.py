@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..api import SAMPLE_RATE
+from ..cache import cache_root
 from ..clips import Clip, Dataset, manifest_entry, open_dataset, save_clip, write_manifest
 from .audio import synthesize
 from .geometry import LANDMARK_NAMES
@@ -233,8 +234,7 @@ def config_hash(config: SynthConfig) -> str:
 
 def default_cache_dir() -> Path:
     """``$TALKBENCH_CACHE/data``, else ``~/.cache/talkbench/data``."""
-    base = os.environ.get("TALKBENCH_CACHE")
-    return Path(base) / "data" if base else Path.home() / ".cache" / "talkbench" / "data"
+    return cache_root() / "data"
 
 
 def dataset_path(config: SynthConfig, cache_dir: Path | None = None) -> Path:
