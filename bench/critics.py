@@ -38,7 +38,7 @@ class _DiscriminatorLoss(nn.Module):
 
 def load_sync_expert(path: str | Path, image_size: int, device: torch.device) -> nn.Module:
     """A trained ``syncnet`` checkpoint at the generator's resolution, frozen and in eval mode."""
-    from bench.train import CheckpointError, load_checkpoint
+    from bench.checkpoint import CheckpointError, load_checkpoint
 
     model, config, _ = load_checkpoint(path, device)
     if config.model != "syncnet":

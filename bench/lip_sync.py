@@ -175,7 +175,7 @@ def sync_networks(networks: dict[str, Any], config: "EvalConfig", sync_expert: P
             networks["sync_official"] = official
             used["official"] = {"sha256": file_sha256(weights.where("syncnet_official"))}
     if sync_expert is not None:
-        from bench.train import CheckpointError, load_checkpoint
+        from bench.checkpoint import CheckpointError, load_checkpoint
 
         expert, saved, _ = load_checkpoint(sync_expert, device)
         if saved.model != "syncnet":

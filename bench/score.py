@@ -45,7 +45,6 @@ from tqdm.auto import tqdm
 
 from bench import score_partial, video
 from bench.cli_args import FRAME_METRICS
-from bench.cli_args import add_score_cli as add_cli  # noqa: F401  (the parser lives where no torch is loaded)
 from bench.config import EvalConfig
 from bench.evaluate import metric_networks
 from bench.lip_sync import sync_networks

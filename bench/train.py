@@ -27,17 +27,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.api import capabilities
+from bench.checkpoint import CheckpointError, check_same_run, load_checkpoint, save_checkpoint  # noqa: F401  (re-exported)
 from bench.config import RunConfig
 from bench.critics import Critics
-from bench.errors import BenchError
 from bench.frames import ClipTensors, TrainSampler, WindowSampler
-from bench.models import build_model
 
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(BenchError, ValueError):
-    pass
 
 
 def pick_device() -> torch.device:
@@ -128,7 +123,7 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
         if out is None or not (out / "last.pt").is_file():
             raise CheckpointError(f"{out}: nothing to resume (no last.pt)")
         state = torch.load(out / "last.pt", map_location=device, weights_only=True)
-        _check_same_run(state.get("config", {}), config, out / "last.pt")
+        check_same_run(state.get("config", {}), config, out / "last.pt")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
@@ -204,62 +199,3 @@ def train(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device:
     log.info("trained %s to step %d in %.1f s (%s)", config.model, step, elapsed,
              ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
     return model, state
-
-
-# How often to log and save changes no number a run computes: a resumed run may change them.
-_RESUME_FREE = {("train", "log_every"), ("train", "save_every")}
-
-
-def _check_same_run(saved: dict[str, Any], config: RunConfig, path: Path) -> None:
-    """Resume only the run the checkpoint belongs to: another config would silently mix two runs."""
-    current = config.to_dict()
-    differ = []
-    for section, value in current.items():
-        old = saved.get(section)
-        if isinstance(value, dict) and isinstance(old, dict):
-            differ += [f"{section}.{key}" for key in sorted(set(value) | set(old))
-                       if (section, key) not in _RESUME_FREE and _plain(value.get(key)) != _plain(old.get(key))]
-        elif _plain(value) != _plain(old):
-            differ.append(section)
-    if differ:
-        raise CheckpointError(f"{path}: was written by another run configuration ({', '.join(differ)} differ); "
-                              "resume with the same settings or choose another --out")
-
-
-def _plain(value: Any) -> Any:
-    """Tuples and lists compare equal (the checkpoint keeps JSON-like data)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
-    """Write atomically: a kill mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(checkpoint, tmp)
-    tmp.replace(path)
-
-
-def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") -> tuple[nn.Module, RunConfig, dict]:
-    """Rebuild a model from a checkpoint alone (its config says which model and how big)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"{path}: not a readable talkbench checkpoint ({type(error).__name__})") from None
-    if not isinstance(checkpoint, dict) or "config" not in checkpoint or "model" not in checkpoint:
-        raise CheckpointError(f"{path}: not a talkbench checkpoint (no model/config entries)")
-    config = RunConfig.from_dict(checkpoint["config"])
-    model = build_model(config.model, config.net)
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit model '{config.model}' ({first})") from None
-    return model, config, checkpoint

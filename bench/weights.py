@@ -27,7 +27,6 @@ from typing import Any, Iterator
 import torch
 
 from bench.cache import cache_root
-from bench.cli_args import add_weights_cli as add_cli  # noqa: F401  (the parser lives where no torch is loaded)
 from bench.errors import BenchError
 from bench.rundir import file_sha256
 from bench.weights_table import ALIASES, ENTRIES, PACKAGES, Entry, Package  # noqa: F401  (re-exported)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 import torchvision
 
 from bench import fid, lpips_metric, weights
+from bench.cli_args import add_weights_cli
 
 REGISTRY_ENTRIES = ["lpips_alex", "lpips_vgg", "vgg16_features", "fid_inception"]
 # The reference lpips.LPIPS built here passes torchvision's deprecated `pretrained=False`.
@@ -151,7 +152,7 @@ def test_from_file_entries(provisioned, tmp_path, monkeypatch):
 
 def test_cli(provisioned, capsys, tmp_path, monkeypatch):
     parser = argparse.ArgumentParser(prog="bench")
-    weights.add_cli(parser.add_subparsers(dest="command"))
+    add_weights_cli(parser.add_subparsers(dest="command"))
     assert weights.run_cli(parser.parse_args(["weights", "where", "fid_inception"])) == 0
     assert capsys.readouterr().out.strip() == str(provisioned[0] / "fid_inception.pt")
     assert weights.run_cli(parser.parse_args(["weights", "verify"])) == 0
