@@ -25,7 +25,7 @@ Different from DINet:
   * AdaAT is JULNet's module, shared as ``bench.blocks.adaat`` (zero-initialised to the identity warp;
     scale in (0.5, 1.5), rotation within +-45 degrees) rather than DINet's wider ranges (scale in (0, 2), any rotation);
   * the plug-in ``UncertaintyHead`` on the last decoder features; the LSGAN, VGG perceptual and sync
-    losses are the shared ones (``bench.critics``, ``bench.blocks.perceptual``), set by config weights.
+    losses are the shared ones (``bench.training.critics``, ``bench.blocks.perceptual``), set by config weights.
 
 How it differs from ``julnet`` in this repository (the point of having it): JULNet conditions AdaAT on
 pooled encoder features directly, warps reference features at two scales (S/4 and S/2) with the same

@@ -6,7 +6,7 @@ together. ``forward(mel, frames5) -> (visual_emb, audio_emb)``, both L2-normalis
 shifted pairs (Wav2Lip's expert: cosine similarity + BCE, 5 frames, lower half of the face).
 
 Alignment: the protocol's mel window of frame t is 16 mel frames (0.2 s) *centred* on t
-(``bench.audio``), which covers the same 0.2 s as the five video frames t-2 ... t+2 at 25 fps; so the
+(``bench.data.audio``), which covers the same 0.2 s as the five video frames t-2 ... t+2 at 25 fps; so the
 in-sync pair for centre t is (mel[t], frames[t-2 : t+3]) (Wav2Lip pairs a window starting at t with
 frames t ... t+4, as its mel windows start at the frame). A negative keeps the frames and takes the
 mel window of a frame at least ``SYNC_NEGATIVE_OFFSET`` = 5 frames away (one whole window: no overlap).

@@ -20,7 +20,7 @@ normalisation on the 1 x 1 layers, so a batch of one still trains; the output is
 JULNet's (given pixels pass through, the network fills the blanked half) and the plug-in
 ``UncertaintyHead`` reads the last decoder features.
 
-Wav2Lip's other two losses are the shared ones of ``bench.critics``, switched on by config
+Wav2Lip's other two losses are the shared ones of ``bench.training.critics``, switched on by config
 (``net.gan_weight``, ``net.sync_weight``; both off in the CPU presets): an LSGAN discriminator on the
 lower half (Wav2Lip's visual-quality discriminator is a BCE GAN on the lower half; this one is least
 squares, as DINet's and JULNet's) and -log P(in sync) from the frozen ``syncnet`` expert on five

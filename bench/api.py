@@ -8,7 +8,7 @@ The generator protocol (every generator follows it)::
 
     model(audio, masked, refs) -> (pred, log_scale)
 
-``audio`` B x 80 x 16 mel windows (``bench.audio``: 0.2 s centred on the frame), ``masked``
+``audio`` B x 80 x 16 mel windows (``bench.data.audio``: 0.2 s centred on the frame), ``masked``
 B x 3 x S x S target frames whose generated region (``generated_rows``: the lower half) is blanked
 (Wav2Lip's mask: pose-agnostic and it always covers mouth and jaw of a centred face crop), ``refs``
 B x R x 3 x S x S frames of the same identity at least ``MIN_REF_GAP`` frames from the target, all
@@ -115,7 +115,7 @@ class Declared(Protocol):
 
 @runtime_checkable
 class Critic(Protocol):
-    """What a generator's ``training_loss`` may be handed: the extra terms of its loss (``bench.critics``)."""
+    """What a generator's ``training_loss`` may be handed: the extra terms of its loss (``bench.training.critics``)."""
 
     def generator_terms(self, pred: torch.Tensor,
                         batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]: ...
@@ -148,7 +148,7 @@ class SyncExpert(Declared, Protocol):
 
 
 class ClipFrames(Protocol):
-    """What a model's own sampler may read of a prepared clip (``bench.frames.ClipTensors``)."""
+    """What a model's own sampler may read of a prepared clip (``bench.data.frames.ClipTensors``)."""
 
     frames: torch.Tensor  # T x 3 x S x S uint8
     mel: torch.Tensor  # T x 80 x 16

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bench.api import ModelConfig  # the model protocol's config lives in bench.api; re-exported here
-from bench.synth.dataset import SynthConfig
+from bench.data.synth.dataset import SynthConfig
 
 __all__ = ["DataConfig", "EvalConfig", "ModelConfig", "PRESETS", "POSE_BINS", "RunConfig", "TrainConfig",
            "pose_bin", "pose_bins", "preset_config", "stable_hash"]

@@ -18,7 +18,7 @@ and must give the same values; the script checks that and prints the largest abs
   Inception weights, and these machines are offline, so this script runs what ``calculate_fid_given_paths``
   runs, minus building the model: pytorch-fid's own ``compute_statistics_of_path`` on each folder
   (its DataLoader, ``num_workers = min(cpus, 8)`` as the CLI picks) and its ``calculate_frechet_distance``
-  (scipy ``sqrtm``), with pytorch-fid's ``InceptionV3`` built by ``bench.fid.build_inception()`` on the
+  (scipy ``sqrtm``), with pytorch-fid's ``InceptionV3`` built by ``bench.metrics.fid.build_inception()`` on the
   provisioned weights (the same network and weights talkbench uses). Its tqdm bar is switched off.
 * torchmetrics (if installed; benchmark-only, not a talkbench dependency): ``PeakSignalNoiseRatio`` and
   ``StructuralSimilarityIndexMeasure`` per frame (``reduction="none"``) on the same float tensors, in
@@ -65,7 +65,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import scoring, weights  # noqa: E402
+from bench.harness import scorer as scoring
+from bench.weights import store as weights  # noqa: E402
 from bench.config import EvalConfig  # noqa: E402
 
 BATCH = 32
@@ -357,8 +358,8 @@ def main() -> int:
         print(f"bench_metrics: {error}", file=sys.stderr)
         return 2
 
-    from bench.fid import build_inception
-    from bench.lpips_metric import build_lpips
+    from bench.metrics.fid import build_inception
+    from bench.metrics.lpips import build_lpips
 
     n = args.frames
     pred_np, gt_np = make_frames(n, args.size, args.seed)

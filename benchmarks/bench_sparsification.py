@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import calibration  # noqa: E402
+from bench.metrics import calibration  # noqa: E402
 
 
 def loop_curves(error: np.ndarray, uncertainty: np.ndarray, fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

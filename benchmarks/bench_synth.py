@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.synth import FaceState, SynthConfig, generate_dataset, render_frame  # noqa: E402
-from bench.synth.identity import make_identity  # noqa: E402
+from bench.data.synth import FaceState, SynthConfig, generate_dataset, render_frame  # noqa: E402
+from bench.data.synth.identity import make_identity  # noqa: E402
 
 
 def time_generation(config: SynthConfig, workers: int) -> float:

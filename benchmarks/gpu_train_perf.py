@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.config import ModelConfig, RunConfig  # noqa: E402
-from bench.critics import Critics  # noqa: E402
-from bench.frames import WINDOW  # noqa: E402
+from bench.training.critics import Critics  # noqa: E402
+from bench.data.frames import WINDOW  # noqa: E402
 from bench.models import build_model  # noqa: E402
 
 

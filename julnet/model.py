@@ -9,7 +9,7 @@ Data flow (S = image size):
   [source S/4, warped reference] -> residual blocks -> decoder with source skips -> RGB and log-scale;
   the RGB output fills the masked region, the given pixels pass through unchanged (inpainting).
 Losses: the reconstruction loss of ``bench.blocks.uncertainty`` (L1, Lun1 or Lun1 + Lun2), plus by config
-weight the VGG perceptual loss, the LSGAN term and the sync expert's term (``bench.critics``).
+weight the VGG perceptual loss, the LSGAN term and the sync expert's term (``bench.training.critics``).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import weights
+from bench.weights import store as weights
 
 
 @pytest.fixture(scope="session")

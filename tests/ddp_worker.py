@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_fixtures import fake_clips, tiny_config  # noqa: E402
 
 from bench.models import build_model  # noqa: E402
-from bench.train import train  # noqa: E402
+from bench.training.loop import train  # noqa: E402
 
 out = Path(sys.argv[1])
 config = tiny_config(steps=3)

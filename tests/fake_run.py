@@ -83,7 +83,7 @@ def _samples(rng: np.random.Generator, df: pd.DataFrame, sizes: list[tuple[int, 
     """Two frames per pose bin; images are a smooth synthetic 'face' so the strip is legible.
 
     ``sizes`` (H, W) cycle over the samples; with ``pad`` they are padded to the largest H x W (images
-    with 0, maps with NaN) and carry their own ``height`` and ``width``, as bench.samples does.
+    with 0, maps with NaN) and carry their own ``height`` and ``width``, as bench.harness.samples does.
     """
     picks = df.groupby("pose_bin", sort=False).head(2)
     gts, preds, errs, uncs = [], [], [], []
@@ -108,7 +108,7 @@ def _samples(rng: np.random.Generator, df: pd.DataFrame, sizes: list[tuple[int, 
     heights, widths = [a.shape[0] for a in gts], [a.shape[1] for a in gts]
     if pad:
         def padded(arrays: list[np.ndarray]) -> np.ndarray:
-            fill = np.nan if arrays[0].dtype.kind == "f" else 0  # as bench.samples: NaN maps, black images
+            fill = np.nan if arrays[0].dtype.kind == "f" else 0  # as bench.harness.samples: NaN maps, black images
             out = np.full((len(arrays), max(heights), max(widths), *arrays[0].shape[2:]), fill, arrays[0].dtype)
             for j, a in enumerate(arrays):
                 out[j, :a.shape[0], :a.shape[1]] = a

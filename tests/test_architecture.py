@@ -49,7 +49,7 @@ with contextlib.redirect_stdout(io.StringIO()):
             bench.cli.main(argv)
         except SystemExit:
             pass
-heavy = sorted(m for m in ("torch", "torchvision", "lpips", "bench.scoring", "bench.evaluate") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "torchvision", "lpips", "bench.harness.scorer", "bench.harness.evaluate") if m in sys.modules)
 print(",".join(heavy))
 """
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.clips import Clip, manifest_entry, save_clip, write_manifest
+from bench.data.clips import Clip, manifest_entry, save_clip, write_manifest
 from tests.fake_run import make_fake_run
 
 # ---------------------------------------------------------------------------------------------- set-ups
@@ -33,7 +33,7 @@ def tiny_clip(clip_id: str, split: str, n_frames: int = 8, size: int = 16, seed:
 
 
 def tiny_dataset(root: Path, splits: tuple[str, ...] = ("train", "test")) -> Path:
-    """A valid two-clip dataset (one per split) of 8 16x16 frames, as bench.clips writes it."""
+    """A valid two-clip dataset (one per split) of 8 16x16 frames, as bench.data.clips writes it."""
     root.mkdir(parents=True, exist_ok=True)
     entries = []
     for i, split in enumerate(splits):
@@ -312,7 +312,7 @@ def test_the_suite_covers_at_least_30_kinds_of_bad_input():
 
 
 def test_a_hand_made_dataset_loads_and_its_hash_covers_the_clip_files(tmp_path):
-    from bench.clips import open_dataset
+    from bench.data.clips import open_dataset
 
     dataset = open_dataset(tiny_dataset(tmp_path / "data"))
     assert [dataset.clip(e).clip_id for e in dataset.entries] == ["test0", "train0"]
@@ -325,11 +325,11 @@ def test_a_hand_made_dataset_loads_and_its_hash_covers_the_clip_files(tmp_path):
 
 
 def test_entries_without_sha256_load_with_a_warning(tmp_path, caplog):
-    from bench.clips import open_dataset
+    from bench.data.clips import open_dataset
 
     root = tiny_dataset(tmp_path / "data")
     _edit_manifest(root, lambda m: {**m, "clips": [{k: v for k, v in e.items() if k != "sha256"} for e in m["clips"]]})
-    with caplog.at_level(logging.WARNING, logger="bench.clips"):
+    with caplog.at_level(logging.WARNING, logger="bench.data.clips"):
         dataset = open_dataset(root)
     assert "2 clip entries have no sha256" in caplog.text
     assert dataset.clip(dataset.split("train")[0]).n_frames == 8
@@ -345,7 +345,7 @@ def test_compare_accepts_runs_whose_results_were_written(tmp_path, capsys, statu
 def test_compare_of_different_data_goes_ahead_only_when_allowed(tmp_path, capsys, caplog):
     _runs(data={"source": "/elsewhere", "hash": "77" * 32})(tmp_path)
     argv = ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--resamples", "50"]
-    with caplog.at_level(logging.WARNING, logger="bench.compare"):
+    with caplog.at_level(logging.WARNING, logger="bench.harness.compare"):
         assert main(argv + ["--allow-different-data"]) == 0
     assert "psnr" in capsys.readouterr().out and "without checking" in caplog.text
 
@@ -366,7 +366,7 @@ def test_weights_fetch_force_keeps_an_unreadable_manifest_beside_the_new_one(pro
     monkeypatch.setenv("TALKBENCH_WEIGHTS", str(cache))
     argv = ["weights", "fetch", "--force", "--only", "lpips_alex", "--from-file",
             f"lpips_alex={tmp_path / 'lpips_alex_copy.pt'}"]
-    with caplog.at_level(logging.WARNING, logger="bench.weights"):
+    with caplog.at_level(logging.WARNING, logger="bench.weights.store"):
         assert main(argv) == 0
     backups = list(cache.glob("weights.json.unreadable-*"))
     assert len(backups) == 1 and backups[0].read_text() == "{\"entries\": {\"lpips_alex\": "
@@ -397,7 +397,7 @@ def test_tiny_images_score_psnr_with_ssim_and_lpips_undefined(provisioned, tmp_p
 
 def test_clip_zip_is_checked_by_magic_not_by_suffix(tmp_path):
     """A .npy renamed .npz is refused in one line (np.load would return a bare array)."""
-    from bench.clips import ClipFormatError, load_clip
+    from bench.data.clips import ClipFormatError, load_clip
 
     np.save(tmp_path / "x.npy", np.zeros(3))
     (tmp_path / "x.npy").rename(tmp_path / "x.npz")

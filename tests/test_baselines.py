@@ -6,7 +6,7 @@ import torch
 from baselines.syncnet import MIN_SYNC_CLIP_FRAMES, SYNC_NEGATIVE_OFFSET, SyncNet, SyncSampler, make_sync_batch
 from bench.api import capabilities
 from bench.config import ModelConfig
-from bench.frames import ClipTensors, mask_lower_half
+from bench.data.frames import ClipTensors, mask_lower_half
 from bench.models import build_model, model_class
 
 GENERATORS = ["julnet", "wav2lip", "dinet"]

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import weights
+from bench.weights import store as weights
 from bench.cache import cache_root
-from bench.synth import default_cache_dir
+from bench.data.synth import default_cache_dir
 
 
 @pytest.mark.parametrize("value, expected", [("~/tb", "tb"), ("", ".cache/talkbench"), ("  ", ".cache/talkbench")])

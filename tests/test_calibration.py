@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import calibration as cal
-from bench import quality
-from bench.compare import CompareError, compare_runs, format_comparison
-from bench.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci, paired_bootstrap
+from bench.metrics import calibration as cal
+from bench.metrics import quality
+from bench.harness.compare import CompareError, compare_runs, format_comparison
+from bench.metrics.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci, paired_bootstrap
 from bench.blocks.histogram import histogram_kl, soft_histogram
 from tests.fake_run import make_fake_run
 

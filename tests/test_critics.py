@@ -4,11 +4,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from bench.critics import Critics, load_sync_expert
+from bench.training.critics import Critics, load_sync_expert
 from bench.api import MIN_REF_GAP, SYNC_WINDOW as WINDOW
-from bench.frames import WindowSampler
+from bench.data.frames import WindowSampler
 from bench.models import build_model
-from bench.train import CheckpointError, train
+from bench.training.loop import CheckpointError, train
 from bench.blocks.discriminator import FrameDiscriminator, lsgan_discriminator_loss, lsgan_generator_loss
 from train_fixtures import fake_clips, tiny_config, train_sync_expert
 

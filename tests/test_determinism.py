@@ -46,7 +46,7 @@ for run in sys.argv[2:]:
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     """A data cache with the smoke preset's synthetic data already in it (made once, in this process)."""
-    from bench.synth import ensure_dataset
+    from bench.data.synth import ensure_dataset
 
     root = tmp_path_factory.mktemp("cache")
     ensure_dataset(preset_config("smoke").data.synth, root / "data", progress=False)

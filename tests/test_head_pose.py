@@ -7,11 +7,11 @@ import torch
 
 pytest.importorskip("mediapipe", reason="head pose needs the landmarks extra: pip install -e '.[landmarks]'")
 
-from bench.head_pose import MESH_INDICES, MODEL_POINTS, PoseEstimator, head_pose, rotation_to_angles  # noqa: E402
-from bench.synth.dataset import SynthConfig, plan_clips, render_clip  # noqa: E402
-from bench.synth.geometry import head_rotation  # noqa: E402
-from bench.synth.identity import make_identity  # noqa: E402
-from bench.synth.render import render_frame  # noqa: E402
+from bench.data.head_pose import MESH_INDICES, MODEL_POINTS, PoseEstimator, head_pose, rotation_to_angles  # noqa: E402
+from bench.data.synth.dataset import SynthConfig, plan_clips, render_clip  # noqa: E402
+from bench.data.synth.geometry import head_rotation  # noqa: E402
+from bench.data.synth.identity import make_identity  # noqa: E402
+from bench.data.synth.render import render_frame  # noqa: E402
 
 SIZE = 128
 

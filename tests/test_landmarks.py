@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from bench.config import EvalConfig
-from bench.scoring import FrameScorer, summarise
+from bench.harness.scorer import FrameScorer, summarise
 
 pytest.importorskip("mediapipe", reason="LMD needs the landmarks extra: pip install -e '.[landmarks]'")
 
-from bench.landmarks import (EYE_CORNERS, LandmarkDistance, LandmarksUnavailableError,  # noqa: E402
+from bench.data.landmarks import (EYE_CORNERS, LandmarkDistance, LandmarksUnavailableError,  # noqa: E402
                              build_landmarks, landmark_distance)
-from bench.video import iter_frames  # noqa: E402
+from bench.data.video import iter_frames  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 CLIP = REAL / "pc-avs__misc_Audio_Source_00015.mp4"
@@ -69,8 +69,8 @@ def test_frames_without_a_face_are_nan_and_left_out_of_the_summary(lmd, real_fra
 
 
 def test_an_open_mouth_against_a_closed_one_scores_higher_than_neighbouring_closed_frames(lmd):
-    from bench.frames import resize_frames
-    from bench.synth import SynthConfig, plan_clips, render_clip
+    from bench.data.frames import resize_frames
+    from bench.data.synth import SynthConfig, plan_clips, render_clip
 
     config = SynthConfig(size=128, seconds=2.0)
     plan = next(p for p in plan_clips(config) if p.split == "test" and p.stratum == "frontal")
@@ -102,8 +102,8 @@ def test_without_mediapipe_the_error_names_the_install_command(monkeypatch):
 def test_bench_score_reports_lmd_for_external_frames(real_frames, tmp_path):
     from PIL import Image
 
-    from bench.score import score, score_metric
-    from bench.rundir import read_summary
+    from bench.harness.external import score, score_metric
+    from bench.harness.rundir import read_summary
 
     def write(directory: Path, frames: torch.Tensor) -> Path:
         directory.mkdir()
@@ -129,8 +129,8 @@ def test_bench_score_bins_external_frames_by_the_estimated_pose(real_frames, tmp
     import pandas as pd
     from PIL import Image
 
-    from bench.rundir import read_summary
-    from bench.score import score
+    from bench.harness.rundir import read_summary
+    from bench.harness.external import score
 
     gt = tmp_path / "gt"
     gt.mkdir()

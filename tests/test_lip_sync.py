@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import syncnet_official as so
-from bench import weights
-from bench.lip_sync import CROP_SIZE, PAD_VALUE, face_boxes, smooth_track, syncnet_crops
+from bench.metrics import syncnet_official as so
+from bench.weights import store as weights
+from bench.harness.sync_eval import CROP_SIZE, PAD_VALUE, face_boxes, smooth_track, syncnet_crops
 
 
 def _coordinate_frame(height: int = 120, width: int = 100) -> np.ndarray:
@@ -94,9 +94,9 @@ def local_expert(tmp_path_factory):
 
 def test_bench_score_reports_official_and_local_lse(official_weights, local_expert, tmp_path, monkeypatch):
     from bench.config import EvalConfig
-    from bench.rundir import read_summary
-    from bench.score import score
-    from bench.video import iter_frames
+    from bench.harness.rundir import read_summary
+    from bench.harness.external import score
+    from bench.data.video import iter_frames
     from test_score import CLIP_A, write_mp4
 
     if not CLIP_A.is_file():
@@ -134,7 +134,7 @@ def test_bench_score_reports_official_and_local_lse(official_weights, local_expe
 
 
 def test_resampling_to_25_fps_picks_the_nearest_frame_in_time():
-    from bench.score import resample_frames
+    from bench.harness.external import resample_frames
 
     assert [int(f) for f in resample_frames(iter(range(10)), 10, 50.0)] == [0, 2, 4, 6, 8]
     assert [int(f) for f in resample_frames(iter(range(8)), 8, 20.0)] == [0, 1, 2, 2, 3, 4, 5, 6, 6, 7]

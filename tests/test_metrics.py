@@ -4,8 +4,9 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from bench import calibration, image_metrics
-from bench.stats import clip_bootstrap_ci
+from bench.metrics import calibration
+from bench.metrics import image as image_metrics
+from bench.metrics.stats import clip_bootstrap_ci
 
 
 def _pair(seed: int, size: int = 48) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import torch
 from bench.api import capabilities
 from bench.config import ModelConfig, RunConfig, TrainConfig
 from bench.models import MODELS, UnknownModelError, build_model, model_class
-from bench.train import CheckpointError, load_checkpoint, save_checkpoint
+from bench.training.loop import CheckpointError, load_checkpoint, save_checkpoint
 from bench.blocks.uncertainty import uncertainty_l1
 
 

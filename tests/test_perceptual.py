@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from bench.config import ModelConfig
 from bench.models import build_model
-from bench.weights import WeightsMissingError, load_state
+from bench.weights.store import WeightsMissingError, load_state
 from bench.blocks.perceptual import VGGPerceptual
 
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import bench.report
+import bench.report.render
 from bench.cli import main
-from bench.report import NOTEBOOK_PATH, ReportError, render_report, strip_remote_refs
+from bench.report.render import NOTEBOOK_PATH, ReportError, render_report, strip_remote_refs
 
 try:
     from fake_run import BINS, make_fake_run
@@ -172,7 +172,7 @@ def test_failed_report_keeps_the_results_and_bench_report_renders_it_again(tmp_p
     for i in range(3):
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(clip / f"{i}.png")
     monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(bench.report, "NOTEBOOK_PATH", _failing_notebook(tmp_path / "failing.ipynb"))
+    monkeypatch.setattr(bench.report.render, "NOTEBOOK_PATH", _failing_notebook(tmp_path / "failing.ipynb"))
     run = tmp_path / "self"
 
     assert main(["score", "--pred", str(clip), "--gt", str(clip), "--out", str(run), "--no-networks",
@@ -190,7 +190,7 @@ def test_failed_report_keeps_the_results_and_bench_report_renders_it_again(tmp_p
     assert len(err) == 1 and err[0].startswith("bench: error: ") and "report_error.log" in err[0]
     _assert_results_stand(run)
 
-    monkeypatch.setattr(bench.report, "NOTEBOOK_PATH", NOTEBOOK_PATH)
+    monkeypatch.setattr(bench.report.render, "NOTEBOOK_PATH", NOTEBOOK_PATH)
     assert main(["report", str(run)]) == 0
     assert f"report: {(run / 'report.html').resolve()}" in capsys.readouterr().out
     manifest = json.loads((run / "manifest.json").read_text())
@@ -205,7 +205,7 @@ def test_bench_run_prints_the_table_when_only_the_report_fails(tmp_path: Path, c
                           "cannot access local variable 'boxprops' where it is not associated with a value")
 
     monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(bench.report, "render_report", broken)
+    monkeypatch.setattr(bench.report.render, "render_report", broken)
     run = tmp_path / "copyref"
 
     assert main(["run", "--model", "copyref", "--preset", "smoke", "--out", str(run), "--no-progress"]) == 0

@@ -8,7 +8,7 @@ import torch
 
 from bench.cli import main
 from bench.config import POSE_BINS, pose_bin
-from bench.rundir import RUN_FILES
+from bench.harness.rundir import RUN_FILES
 
 BINS = [name for name, _, _ in POSE_BINS]
 

@@ -17,8 +17,8 @@ from PIL import Image, ImageFilter
 
 from bench.cli import main
 from bench.config import EvalConfig, pose_bin
-from bench.score import check_pair, score, score_metric, score_pairs
-from bench.video import VideoError, iter_frames, read_audio, read_frames, read_uncertainty
+from bench.harness.external import check_pair, score, score_metric, score_pairs
+from bench.data.video import VideoError, iter_frames, read_audio, read_frames, read_uncertainty
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 CLIP_A = REAL / "pc-avs__misc_Audio_Source_00015.mp4"

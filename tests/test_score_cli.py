@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import bench.run
-import bench.rundir
-import bench.score
+import bench.harness.run
+import bench.harness.rundir
+import bench.harness.external
 from bench.cli import main
-from bench.rundir import RunDirTakenError, claim_run_dir
-from bench.score import check_pair
-from bench.video import iter_frames, probe
+from bench.harness.rundir import RunDirTakenError, claim_run_dir
+from bench.harness.external import check_pair
+from bench.data.video import iter_frames, probe
 from test_score import CLIP_A, noisy, run_cli, write_mp4, write_pngs
 
 pytestmark = pytest.mark.skipif(not CLIP_A.is_file(), reason="real clips not mounted")
@@ -42,7 +42,7 @@ def no_scoring(monkeypatch) -> list[str]:
         scored.append(pair.clip_id)
         raise AssertionError("scoring started")
 
-    monkeypatch.setattr(bench.score, "score_clip", score_clip)
+    monkeypatch.setattr(bench.harness.external, "score_clip", score_clip)
     return scored
 
 
@@ -115,7 +115,7 @@ def test_grayscale_against_colour_is_refused(frames, tmp_path, capsys, no_scorin
 def test_runs_started_in_the_same_second_get_their_own_default_directories(frames, tmp_path, monkeypatch, capsys):
     video = write_mp4(tmp_path / "clip.mp4", noisy(frames, 5))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench.score.time, "strftime", lambda *args: "20250101-120000")
+    monkeypatch.setattr(bench.harness.external.time, "strftime", lambda *args: "20250101-120000")
     argv = ["score", "--pred", str(video), "--gt", str(video), "--no-networks", "--no-report", "--no-progress"]
     assert main(argv) == 0 and main(argv) == 0
     capsys.readouterr()
@@ -131,7 +131,7 @@ def test_a_taken_out_is_refused_at_the_claim(tmp_path, monkeypatch):
     with pytest.raises(RunDirTakenError, match="not empty"):
         claim_run_dir(out, {"status": "running"})
     # two processes that both found it free: the exclusive manifest decides, the loser learns it at once
-    monkeypatch.setattr(bench.rundir, "check_run_dir_free", lambda path, hint="": Path(path))
+    monkeypatch.setattr(bench.harness.rundir, "check_run_dir_free", lambda path, hint="": Path(path))
     with pytest.raises(RunDirTakenError, match="claimed this output directory first"):
         claim_run_dir(out, {"status": "running"})
     assert json.loads((out / "manifest.json").read_text())["model"] == "external"
@@ -153,10 +153,10 @@ def test_bench_run_claims_its_out_before_training_and_releases_it_on_failure(tmp
 
     def load_data(config, progress=True):
         seen.append(json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "running")
-        raise bench.run.RunError(f"{tmp_path / 'nodata'}: no manifest.json")
+        raise bench.harness.run.RunError(f"{tmp_path / 'nodata'}: no manifest.json")
 
-    monkeypatch.setattr(bench.run, "metric_networks", lambda config, device: {})
-    monkeypatch.setattr(bench.run, "load_data", load_data)
+    monkeypatch.setattr(bench.harness.run, "metric_networks", lambda config, device: {})
+    monkeypatch.setattr(bench.harness.run, "load_data", load_data)
     for out, expected in ((note / "run", "notes.txt is a file"), (note, "is an existing file, not a directory")):
         error = one_error(capsys, main(["run", "--model", "copyref", "--preset", "smoke", "--out", str(out)]))
         assert expected in error

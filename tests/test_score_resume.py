@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 import bench.cli
-import bench.score
-from bench.video import iter_frames
+import bench.harness.external
+from bench.data.video import iter_frames
 from test_score import CLIP_A, CLIP_B, noisy, run_cli, write_mp4
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ CLIPS = {"a": (CLIP_A, slice(60, 124), slice(72, 152), 7, 25),
          "b": (CLIP_B, slice(70, 118), slice(80, 144), 8, Fraction(30000, 1001)),
          "c": (CLIP_A, slice(90, 146), slice(60, 132), 6, 25)}
 SIZES = {"a": (64, 80), "b": (48, 64), "c": (56, 72)}
-SCORE_CLIP = bench.score.score_clip
+SCORE_CLIP = bench.harness.external.score_clip
 
 pytestmark = pytest.mark.skipif(not (CLIP_A.is_file() and CLIP_B.is_file()), reason="real clips not mounted")
 
@@ -73,7 +73,7 @@ def recording(monkeypatch, fail_on: str | None = None) -> list[str]:
         scored.append(pair.clip_id)
         return SCORE_CLIP(pair, *args, **kwargs)
 
-    monkeypatch.setattr(bench.score, "score_clip", score_clip)
+    monkeypatch.setattr(bench.harness.external, "score_clip", score_clip)
     return scored
 
 
@@ -134,7 +134,7 @@ def test_failure_after_two_clips_then_resume_scores_only_the_third(inputs, strai
 def test_sigkill_then_resume(inputs, straight, tmp_path, monkeypatch, capsys):
     """A real `bench score` process, killed once its first clip is saved (its second clip never ends)."""
     out = tmp_path / "run"
-    script = ("import sys, threading; import bench.score as s; original = s.score_clip\n"
+    script = ("import sys, threading; import bench.harness.external as s; original = s.score_clip\n"
               "def stall(pair, *a, **k):\n"
               "    if pair.clip_id == 'b': threading.Event().wait()\n"
               "    return original(pair, *a, **k)\n"

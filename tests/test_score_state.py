@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from bench.config import EvalConfig
-from bench.samples import select_samples, stack_samples
-from bench.scorer_state import export_state, merge_state
-from bench.scoring import FrameScorer
+from bench.harness.samples import select_samples, stack_samples
+from bench.harness.scorer_state import export_state, merge_state
+from bench.harness.scorer import FrameScorer
 
 CONFIG = EvalConfig(bootstrap=50, networks=(), samples_per_bin=2)
 

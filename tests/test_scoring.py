@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bench.config import EvalConfig
-from bench.scoring import FrameScorer, summarise
+from bench.harness.scorer import FrameScorer, summarise
 
 CONFIG = EvalConfig(bootstrap=200, samples_per_bin=1)
 

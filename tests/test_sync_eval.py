@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from bench.config import EvalConfig
-from bench.evaluate import clip_sync
-from bench.scoring import LOCAL_SYNC_NOTE, FrameScorer, summarise
+from bench.harness.evaluate import clip_sync
+from bench.harness.scorer import LOCAL_SYNC_NOTE, FrameScorer, summarise
 
 
 class _CodeMatcher(torch.nn.Module):

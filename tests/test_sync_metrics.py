@@ -1,4 +1,4 @@
-"""LSE-C / LSE-D (bench.sync_metrics) and the official SyncNet port (bench.syncnet_official).
+"""LSE-C / LSE-D (bench.metrics.sync) and the official SyncNet port (bench.metrics.syncnet_official).
 
 The metric is checked against a plain loop restatement of syncnet_python's definitions written here;
 the network against the official key names and shapes (hard-coded below from syncnet_python's
@@ -15,8 +15,8 @@ import python_speech_features
 import torch
 from scipy import signal
 
-from bench import sync_metrics as sm
-from bench import syncnet_official as so
+from bench.metrics import sync as sm
+from bench.metrics import syncnet_official as so
 
 # ------------------------------------------------------------------ the official layout (SyncNetModel.S)
 # (module prefix, weight shape) for convs / linears (weight + bias); (prefix, channels) for batch norms

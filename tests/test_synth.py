@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from matplotlib import image as plt_image
 
-from bench.clips import load_clip, open_dataset, save_clip
-from bench.synth import (
+from bench.data.clips import load_clip, open_dataset, save_clip
+from bench.data.synth import (
     SynthConfig, config_hash, contact_sheet, dataset_path, ensure_dataset, generate_dataset,
     plan_clips, render_frame,
 )
-from bench.synth.audio import VISEME_NAMES, synthesize
-from bench.synth.dataset import STRATA, TEST_BASE_YAW
-from bench.synth.identity import make_identity
+from bench.data.synth.audio import VISEME_NAMES, synthesize
+from bench.data.synth.dataset import STRATA, TEST_BASE_YAW
+from bench.data.synth.identity import make_identity
 
 SMALL = SynthConfig(seed=3, size=64, seconds=0.8, identities=3, train_clips=3, test_clips_per_stratum=1)
 BOUNDS = {name: (low, high) for name, low, high in STRATA}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.models import build_model
-from bench.train import CheckpointError, load_checkpoint, train
+from bench.training.loop import CheckpointError, load_checkpoint, train
 from train_fixtures import fake_clips, tiny_config, train_sync_expert
 
 

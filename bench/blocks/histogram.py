@@ -5,7 +5,7 @@ alone and held constant (no gradient): u == e then gives identical histograms an
 so the loss keeps the scale that Lun1 learns, and one outlier pixel cannot stretch the range (a
 per-map max would). Histograms have B = 11 equal bins over [0, 1]; values above 1 count in the top
 bin. The loss is KL(P_err || P_unc), each histogram smoothed as (p + eps) / (1 + B*eps) with
-eps = 1e-4, averaged over the frames of the batch. The evaluation metric ``bench.calibration.hist_kl``
+eps = 1e-4, averaged over the frames of the batch. The evaluation metric ``bench.metrics.calibration.hist_kl``
 uses the same normalisation, bins and smoothing with hard bins.
 
 Soft binning: a Gaussian kernel normalised over the bins, i.e. a pixel's membership of bin j is

@@ -23,7 +23,7 @@ class VGGPerceptual(nn.Module):
         from torchvision.models import vgg16
 
         if state is None:
-            from bench.weights import load_state
+            from bench.weights.store import load_state
 
             state = load_state("vgg16_features")
         features = vgg16(weights=None).features[: RELU_OUTPUTS[-1] + 1]

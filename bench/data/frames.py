@@ -1,0 +1,183 @@
+"""Turn clips into model inputs: resized frames, mel windows, masked targets and references.
+
+The model protocol these inputs follow (shapes, ranges, the generated region) is ``bench.api``'s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.api import MIN_REF_GAP, SAMPLE_RATE, SYNC_WINDOW
+from bench.data.audio import frame_windows, log_mel
+from bench.blocks.masks import mask_lower_half, mouth_mask  # re-exported: the torch side of the one mask rule
+from bench.data.clips import Clip
+
+
+@dataclass
+class ClipTensors:
+    clip_id: str
+    identity: str
+    stratum: str
+    frames: torch.Tensor  # T x 3 x S x S uint8, resized
+    mel: torch.Tensor  # T x 80 x 16
+    yaw: np.ndarray
+    pitch: np.ndarray
+    roll: np.ndarray
+    mouth_boxes: np.ndarray | None = None  # T x 4 (x0, y0, x1, y1) in resized pixels, when landmarks exist
+    audio: np.ndarray | None = None  # mono float32 at 16 kHz (the official SyncNet's front-end reads it)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def resize_frames(frames: np.ndarray, size: int) -> torch.Tensor:
+    """T x H x W x 3 uint8 -> T x 3 x size x size uint8 (area filter when shrinking)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    if tensor.shape[-2:] == (size, size):
+        return tensor.contiguous()
+    mode = "area" if tensor.shape[-1] >= size else "bilinear"
+    resized = F.interpolate(tensor.float(), size=(size, size), mode=mode)
+    return resized.round().clamp(0, 255).to(torch.uint8)
+
+
+MOUTH_POINTS = ("mouth_left", "mouth_right", "upper_lip", "lower_lip")
+
+
+def mouth_boxes(clip: Clip, image_size: int) -> np.ndarray | None:
+    """Square mouth boxes, T x 4 (x0, y0, x1, y1), at the model's resolution, or None without landmarks.
+
+    Centred on the mouth landmarks; side = 1.6 x the larger of their width and height, at least 12 px
+    (SSIM's 11-px window must fit), clipped to the image. Profile views shrink the mouth's width,
+    hence the height term.
+    """
+    names = list(clip.meta.get("landmark_names", []))
+    if clip.landmarks is None or not all(name in names for name in MOUTH_POINTS):
+        return None
+    scale = image_size / clip.frames.shape[2]
+    points = clip.landmarks[:, [names.index(name) for name in MOUTH_POINTS]] * scale
+    centre = (points.min(1) + points.max(1)) / 2
+    side = np.maximum(1.6 * (points.max(1) - points.min(1)).max(1), 12.0)
+    low = np.clip(np.round(centre - side[:, None] / 2), 0, image_size - 12)
+    high = np.clip(low + np.round(side)[:, None], 12, image_size)
+    return np.concatenate([low, high], axis=1).astype(np.int64)
+
+
+def prepare_clip(clip: Clip, image_size: int) -> ClipTensors:
+    zeros = np.zeros(clip.n_frames, dtype=np.float32)
+    mel = frame_windows(log_mel(clip.audio, clip.sample_rate), clip.n_frames, clip.fps)
+    return ClipTensors(
+        clip_id=clip.clip_id,
+        identity=clip.identity,
+        stratum=str(clip.meta.get("stratum") or "unknown"),
+        frames=resize_frames(clip.frames, image_size),
+        mel=torch.from_numpy(mel),
+        yaw=clip.yaw if clip.yaw is not None else zeros,
+        pitch=clip.pitch if clip.pitch is not None else zeros,
+        roll=clip.roll if clip.roll is not None else zeros,
+        mouth_boxes=mouth_boxes(clip, image_size),
+        audio=audio_16k(clip.audio, clip.sample_rate),
+    )
+
+
+def audio_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mono float32 at the protocol's 16 kHz (polyphase resampling when the clip has another rate)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if sample_rate == SAMPLE_RATE:
+        return audio
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    common = gcd(SAMPLE_RATE, int(sample_rate))
+    return resample_poly(audio, SAMPLE_RATE // common, int(sample_rate) // common).astype(np.float32)
+
+
+def eval_reference_indices(n_frames: int, n_refs: int, target: int) -> list[int]:
+    """Fixed, evenly spaced references so every model sees the same ones, kept away from the target."""
+    refs = []
+    for index in np.linspace(0, n_frames - 1, n_refs + 2)[1:-1].round().astype(int):
+        if abs(index - target) < MIN_REF_GAP:
+            index = target + MIN_REF_GAP if target + MIN_REF_GAP < n_frames else target - MIN_REF_GAP
+        refs.append(int(np.clip(index, 0, n_frames - 1)))
+    return refs
+
+
+def make_batch(clip: ClipTensors, targets: list[int] | torch.Tensor,
+               refs: list[list[int]] | torch.Tensor, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    targets = torch.as_tensor(targets, dtype=torch.long)
+    refs = torch.as_tensor(refs, dtype=torch.long)
+    target_frames = clip.frames[targets].to(device).float() / 255.0
+    return {
+        "audio": clip.mel[targets].to(device),
+        "masked": mask_lower_half(target_frames),
+        "refs": clip.frames[refs].to(device).float() / 255.0,
+        "target": target_frames,
+    }
+
+
+class TrainSampler:
+    """Random (clip, frame) targets with references drawn from the same clip."""
+
+    def __init__(self, clips: list[ClipTensors], n_refs: int, seed: int) -> None:
+        if not clips:
+            raise ValueError("the training split has no clips")
+        self.clips = clips
+        self.n_refs = n_refs
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        picks = torch.randint(len(self.clips), (batch_size,), generator=self.generator)
+        parts = []
+        for index in picks.tolist():
+            clip = self.clips[index]
+            n = clip.n_frames
+            target = torch.randint(n, (1,), generator=self.generator)
+            # Uniform over frames at circular distance >= MIN_REF_GAP from the target.
+            offsets = torch.randint(max(1, n - 2 * MIN_REF_GAP + 1), (1, self.n_refs), generator=self.generator)
+            refs = (target + MIN_REF_GAP + offsets) % n
+            parts.append(make_batch(clip, target, refs, device))
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class WindowSampler(TrainSampler):
+    """Windows of five consecutive targets (t-2 ... t+2) for training with the sync expert's loss.
+
+    ``sample(batch_size)`` draws ``max(1, batch_size // 5)`` windows and returns the usual batch with
+    the windows' frames in order (window-major), plus ``sync_mel``: the mel window of each middle
+    frame, which covers the same 0.2 s as the five frames (see ``baselines.syncnet``). References
+    keep ``MIN_REF_GAP`` from every frame of their window.
+    """
+
+    def __init__(self, clips: list[ClipTensors], n_refs: int, seed: int) -> None:
+        usable = [clip for clip in clips if clip.n_frames >= SYNC_WINDOW + 2 * MIN_REF_GAP]
+        if not usable:
+            raise ValueError(f"sync-loss training needs clips of at least {SYNC_WINDOW + 2 * MIN_REF_GAP} frames")
+        super().__init__(usable, n_refs, seed)
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        half = SYNC_WINDOW // 2
+        picks = torch.randint(len(self.clips), (max(1, batch_size // SYNC_WINDOW),), generator=self.generator)
+        parts, sync_mel = [], []
+        for index in picks.tolist():
+            clip = self.clips[index]
+            n = clip.n_frames
+            centre = half + int(torch.randint(n - 2 * half, (1,), generator=self.generator))
+            targets = torch.arange(centre - half, centre + half + 1)
+            span = n - SYNC_WINDOW - 2 * MIN_REF_GAP + 1
+            offsets = torch.randint(span, (1, self.n_refs), generator=self.generator)
+            refs = ((centre + half + MIN_REF_GAP + offsets) % n).expand(SYNC_WINDOW, -1)
+            parts.append(make_batch(clip, targets, refs, device))
+            sync_mel.append(clip.mel[centre])
+        batch = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+        batch["sync_mel"] = torch.stack(sync_mel).to(device)
+        return batch

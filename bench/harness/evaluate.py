@@ -1,0 +1,110 @@
+"""Evaluate a generator on a split: run it over every test frame and score with ``FrameScorer``.
+
+Generated frames are quantised to uint8 before scoring, as they would be in a saved video, and
+scored at the model's resolution against the ground truth resized the same way. Image metrics use
+the full frame; calibration metrics use the pixels the model had to generate (the protocol's mask),
+since pixels passed through from the input have zero error and would make any map look calibrated.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.api import SYNC_WINDOW
+from bench.config import EvalConfig
+from bench.data.frames import ClipTensors, eval_reference_indices, make_batch, mouth_mask
+from bench.harness.sync_eval import local_values, official_values
+from bench.harness.scorer import EvalResult, FrameScorer, summarise
+from bench.metrics.sync import SyncResult, lse
+
+__all__ = ["EvalResult", "clip_sync", "evaluate", "metric_networks", "summarise"]
+
+SYNC_CHUNK = 64
+
+
+@torch.no_grad()
+def clip_sync(sync_model: nn.Module, frames_u8: torch.Tensor, mel: torch.Tensor) -> SyncResult | None:
+    """LSE of one clip with a protocol-level expert: windows of 5 frames centred on t vs mel window t.
+
+    The offset search and the LSE-C / LSE-D definitions are syncnet_python's (bench.metrics.sync);
+    the embeddings are the project's own expert's, hence the ``_local`` names.
+    """
+    n = frames_u8.shape[0]
+    if n < SYNC_WINDOW + 1:
+        return None
+    centres = torch.arange(SYNC_WINDOW // 2, n - SYNC_WINDOW // 2)
+    video, audio = [], []
+    for chunk in centres.split(SYNC_CHUNK):
+        windows = torch.stack([frames_u8[t - SYNC_WINDOW // 2: t + SYNC_WINDOW // 2 + 1] for t in chunk.tolist()])
+        v, a = sync_model(mel[chunk], windows / 255.0)
+        video.append(v.float().cpu())
+        audio.append(a.float().cpu())
+    return lse(torch.cat(video), torch.cat(audio))
+
+
+def clip_sync_values(frames: torch.Tensor, clip: ClipTensors, local: nn.Module | None, official: Any,
+                     device: torch.device | str) -> dict[str, float]:
+    """The clip's LSE scores: ``*_local`` from the project's expert, ``lse_c``/``lse_d`` from the official one."""
+    values: dict[str, float] = {}
+    if local is not None:
+        result = clip_sync(local, frames, clip.mel.to(device))
+        if result is not None:
+            values.update(local_values(result))
+    if official is not None and clip.audio is not None:
+        result = official(frames, clip.audio)
+        if result is not None:
+            values.update(official_values(result))
+    return values
+
+
+def metric_networks(config: EvalConfig, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
+    """The networks ``config.networks`` asks for; missing weights raise one line naming `bench weights fetch`."""
+    from bench.metrics.fid import build_inception
+    from bench.data.landmarks import build_landmarks
+    from bench.metrics.lpips import build_lpips
+
+    builders = {"lpips": build_lpips, "fid": build_inception, "lmd": build_landmarks}
+    unknown = set(config.networks) - set(builders)
+    if unknown:
+        raise ValueError(f"unknown metric networks {sorted(unknown)}; known: {sorted(builders)}")
+    return {name: builders[name](device=device) for name in config.networks}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config: EvalConfig,
+             device: torch.device | str = "cpu", progress: bool = True, total: int | None = None,
+             networks: dict[str, nn.Module] | None = None) -> EvalResult:
+    model.eval()
+    networks = networks or {}
+    scorer = FrameScorer.with_networks(config, networks)
+    sync_model = networks.get("sync")
+    official = networks.get("sync_official")  # bench.harness.sync_eval.OfficialSync
+    keep_frames = sync_model is not None or official is not None
+    bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not progress, leave=False)
+    for clip in clips:
+        generated = []
+        for start in range(0, clip.n_frames, config.batch_size):
+            targets = list(range(start, min(start + config.batch_size, clip.n_frames)))
+            refs = [eval_reference_indices(clip.n_frames, n_refs, t) for t in targets]
+            batch = make_batch(clip, targets, refs, device)
+            pred, log_scale = model(batch["audio"], batch["masked"], batch["refs"])
+            pred_u8 = (pred.float().clamp(0, 1) * 255).round()
+            gt_u8 = batch["target"] * 255
+            region = mouth_mask(*pred.shape[-2:])[0, 0].bool().numpy()
+            meta = [{"clip_id": clip.clip_id, "frame": t, "identity": clip.identity, "stratum": clip.stratum,
+                     "yaw": float(clip.yaw[t]), "pitch": float(clip.pitch[t]), "roll": float(clip.roll[t]),
+                     **({"mouth_box": clip.mouth_boxes[t]} if clip.mouth_boxes is not None else {})}
+                    for t in targets]
+            scorer.update(pred_u8, gt_u8, torch.exp(log_scale[:, 0].float()), region, meta)
+            if keep_frames:
+                generated.append(pred_u8)
+            bar.update(len(targets))
+        if keep_frames:
+            values = clip_sync_values(torch.cat(generated), clip, sync_model, official, device)
+            if values:
+                scorer.add_clip({"clip_id": clip.clip_id, "yaw": float(abs(clip.yaw).mean())}, values)
+    bar.close()
+    return scorer.result()

@@ -1,0 +1,167 @@
+"""`bench run`: data -> checkpoint (trained and cached when missing) -> evaluation -> run directory -> report."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.api import capabilities
+from bench.cache import cache_root
+from bench.data.clips import Dataset, open_dataset
+from bench.config import RunConfig, stable_hash
+from bench.errors import BenchError
+from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summarise
+from bench.data.frames import ClipTensors, prepare_clip
+from bench.harness.sync_eval import sync_networks
+from bench.models import build_model, model_class
+from bench.harness.rundir import (check_run_dir_free, claim_new_run_dir, claim_run_dir, file_sha256, finish_run,
+                          mark_failed, new_manifest, release_run_dir, write_json)
+from bench.training.loop import load_checkpoint, pick_device, train
+
+log = logging.getLogger(__name__)
+
+
+class RunError(BenchError, ValueError):
+    pass
+
+
+def load_data(config: RunConfig, progress: bool = True) -> Dataset:
+    if config.data.source == "synth":
+        from bench.data.synth import ensure_dataset
+
+        return ensure_dataset(config.data.synth, cache_root() / "data", progress=progress)
+    return open_dataset(config.data.source)
+
+
+def prepare_split(dataset: Dataset, split: str, image_size: int, progress: bool = True) -> list[ClipTensors]:
+    entries = dataset.split(split)
+    if not entries:
+        raise RunError(f"{dataset.root / 'manifest.json'}: the dataset has no '{split}' clips")
+    return [prepare_clip(dataset.clip(e), image_size)
+            for e in tqdm(entries, desc=f"load {split}", unit="clip", disable=not progress, leave=False)]
+
+
+def checkpoint_key(config: RunConfig, data_hash: str) -> str:
+    train = dataclasses.asdict(config.train)
+    if train["sync_expert"]:  # the expert's content, not where this machine keeps it
+        train["sync_expert"] = file_sha256(Path(train["sync_expert"]))
+    return stable_hash({"model": config.model, "net": dataclasses.asdict(config.net),
+                        "train": train, "seed": config.seed, "data": data_hash})
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    summary: dict[str, Any]
+    floor: dict[str, Any] | None
+    report: Path | None
+
+
+def obtain_model(config: RunConfig, dataset: Dataset, checkpoint: Path | None, device: torch.device,
+                 progress: bool) -> tuple[nn.Module, RunConfig, dict[str, Any]]:
+    """Load the given checkpoint, or the cached one for this config and data, or train and cache it."""
+    if checkpoint is not None:
+        model, saved, _ = load_checkpoint(checkpoint, device)
+        if saved.model != config.model:
+            raise RunError(f"{checkpoint}: checkpoint is for model '{saved.model}', not '{config.model}'")
+        return model.to(device), replace(config, net=saved.net, train=saved.train), {
+            "path": str(checkpoint), "sha256": file_sha256(checkpoint), "source": "given"}
+    model = build_model(config.model, config.net, seed=config.seed)
+    if not capabilities(model).trainable:
+        return model.to(device), config, {"path": None, "sha256": None, "source": "none (no parameters)"}
+    train_dir = cache_root() / "checkpoints" / f"{config.model}-{checkpoint_key(config, dataset.content_hash)}"
+    final = train_dir / "final.pt"
+    if final.is_file():
+        log.info("using cached checkpoint %s", final)
+        model, _, _ = load_checkpoint(final, device)
+        return model.to(device), config, {"path": str(final), "sha256": file_sha256(final), "source": "cache"}
+    train_clips = prepare_split(dataset, "train", config.net.image_size, progress)
+    resume = (train_dir / "last.pt").is_file()  # an interrupted run of the same config continues
+    model, _ = train(model, train_clips, config, device, progress, out_dir=train_dir, resume=resume)
+    return model, config, {"path": str(final), "sha256": file_sha256(final),
+                           "source": "trained (resumed)" if resume else "trained"}
+
+
+def evaluate_split(model: nn.Module, clips: list[ClipTensors], config: RunConfig, device: torch.device,
+                   progress: bool, networks: dict[str, nn.Module]) -> EvalResult:
+    total = sum(c.n_frames for c in clips)
+    return evaluate(model, clips, config.net.n_refs, config.eval, device, progress, total=total, networks=networks)
+
+
+def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | Path | None = None,
+        progress: bool = True, report: bool = True, floor: bool = True) -> RunOutcome:
+    if not getattr(model_class(config.model), "generator", True):
+        raise RunError(f"model '{config.model}' is not a generator (it scores sync); train it with "
+                       f"`bench train --model {config.model}`")
+    if config.preset == "paper" and not torch.cuda.is_available():
+        raise RunError("the 'paper' preset is declared for GPUs; use --preset quick or smoke on this machine")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    # Check the output first; claim it (created exclusively, manifest "running") once the networks load, so an
+    # unusable or taken --out fails before any training; a failure before evaluation removes the claim again.
+    if out_dir is not None:
+        check_run_dir_free(out_dir)
+    manifest = new_manifest(config.model, config.to_dict(), config.seed)
+    device = pick_device()
+    timings: dict[str, float] = {}
+    networks = metric_networks(config.eval, device)  # before any work: missing weights fail fast
+    manifest["sync"] = sync_networks(networks, config.eval, None, device)  # the official SyncNet, when provisioned
+    default = Path("runs") / f"{config.model}-{config.preset}-{stamp}"
+    run_dir = claim_run_dir(out_dir, manifest) if out_dir is not None else claim_new_run_dir(default, manifest)
+    try:
+        started = time.perf_counter()
+        dataset = load_data(config, progress)
+        test_clips = prepare_split(dataset, "test", config.net.image_size, progress)
+        timings["data_s"] = time.perf_counter() - started
+        manifest["data"] = {"source": config.data.source, "hash": dataset.content_hash, "root": str(dataset.root)}
+
+        started = time.perf_counter()
+        expert = None
+        if config.eval.sync == "local" or (config.net.sync_weight > 0 and not config.train.sync_expert):
+            # The project's own SyncNet expert on the same data, trained and cached once: the lip-sync
+            # scorer, and the generator's sync loss when that is on and no expert was named.
+            # Keyed on what the expert uses (image size, widths, data, training), not on the generator's losses.
+            sync_config = replace(config, model="syncnet",
+                                  net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0,
+                                              perceptual_weight=0.0),
+                                  train=replace(config.train, steps=config.eval.sync_steps, lr=config.eval.sync_lr,
+                                                sync_expert=""))
+            expert, _, manifest["sync_expert"] = obtain_model(sync_config, dataset, None, device, progress)
+            if config.net.sync_weight > 0 and not config.train.sync_expert:
+                config = replace(config, train=replace(config.train, sync_expert=manifest["sync_expert"]["path"]))
+        model, config, manifest["checkpoint"] = obtain_model(
+            config, dataset, Path(checkpoint) if checkpoint else None, device, progress)
+        manifest["config"] = config.to_dict()
+        if config.eval.sync == "local":
+            networks["sync"] = expert
+        timings["train_s"] = time.perf_counter() - started
+    except BaseException:
+        release_run_dir(run_dir)  # nothing but the claim was written
+        raise
+    write_json(run_dir / "manifest.json", manifest)
+
+    try:
+        started = time.perf_counter()
+        result = evaluate_split(model, test_clips, config, device, progress, networks)
+        summary = summarise(result, config.model, config.eval, config.seed)
+        floor_summary = None
+        if floor and config.model != "copyref":
+            floor_model = build_model("copyref", config.net).to(device)
+            # The floor skips FID (2048-d matrix square roots cost seconds each on a CPU) and the official
+            # SyncNet (a 3-D conv net at 224 px).
+            cheap = {name: net for name, net in networks.items() if name not in ("fid", "sync_official")}
+            floor_summary = summarise(evaluate_split(floor_model, test_clips, config, device, progress, cheap),
+                                      "copyref", config.eval, config.seed)
+            summary["floor"] = {"model": "copyref", "metrics": floor_summary["metrics"]}
+        timings["eval_s"] = time.perf_counter() - started
+    except BaseException as error:
+        mark_failed(run_dir, manifest, error)
+        raise
+    report_path = finish_run(run_dir, manifest, result, summary, timings, report)
+    return RunOutcome(run_dir=run_dir, summary=summary, floor=floor_summary, report=report_path)

@@ -1,0 +1,92 @@
+"""A ``FrameScorer``'s state as plain arrays, to save after each clip and add up later (`bench score --resume`).
+
+``export_state`` holds everything ``FrameScorer.result`` needs from the frames scored so far: frame and
+clip rows, the calibration state (coverage inside counts, region pixel counts, the pixel subsample,
+sparsification curve sums and counts per group), the FID Inception features (a scorer built with
+``keep_features``: features, not 2048 x 2048 sums) and the sample candidates. ``merge_state`` adds
+states up in order into another scorer. A summary built from merged states depends only on the states
+and their order, so a run resumed from saved states equals an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import numpy as np
+
+from bench.harness.samples import SAMPLE_ARRAYS, spread, wanted
+from bench.harness.scorer import FrameScorer
+
+STATE_FORMAT = "talkbench-scorer-state/1"
+
+
+def _json_scalar(value: Any) -> Any:
+    """numpy scalars in rows (json.dumps knows only Python's)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def sample_candidates(scorer: FrameScorer) -> dict[str, list[dict]]:
+    """Per group, the samples ``result`` could pick from this scorer's frames, spread evenly over the group
+    (``bench.harness.samples.wanted``: as many as the run shows from it)."""
+    per_bin = scorer.config.samples_per_bin
+    return {group: spread(items, wanted(group, per_bin)) for group, items in scorer.sample_pool.items()}
+
+
+def export_state(scorer: FrameScorer) -> dict[str, np.ndarray]:
+    """The scorer's state as arrays that ``np.savez`` stores and ``np.load(allow_pickle=False)`` reads."""
+    candidates = [(group, item) for group, items in sample_candidates(scorer).items() for item in items]
+    meta = {"format": STATE_FORMAT, "rows": scorer.rows, "clip_rows": scorer.clip_rows,
+            "has_uncertainty": scorer.has_uncertainty, "curve_counts": scorer.curve_counts,
+            "samples": [{"group": group, **{k: v for k, v in item.items() if k not in SAMPLE_ARRAYS}}
+                        for group, item in candidates]}
+    # JSON keeps floats exactly (shortest round-trip repr), NaN and inf included.
+    state = {
+        "meta": np.array(json.dumps(meta, default=_json_scalar)),
+        "inside": np.stack(scorer.inside) if scorer.inside else np.zeros((0, len(scorer.levels)), np.int64),
+        "region_pixels": np.asarray(scorer.region_pixels, dtype=np.int64),
+        "sub_u": np.concatenate(scorer.sub_u) if scorer.sub_u else np.zeros(0, np.float32),
+        "sub_e": np.concatenate(scorer.sub_e) if scorer.sub_e else np.zeros(0, np.float32),
+        "sub_row": np.concatenate(scorer.sub_row) if scorer.sub_row else np.zeros(0, np.int64),
+        **{f"curve_{key}": np.asarray(value, dtype=np.float64) for key, value in scorer.curve_sums.items()},
+    }
+    if scorer.fid_features:
+        state["fid_real"] = np.concatenate([real for real, _, _ in scorer.fid_features])
+        state["fid_fake"] = np.concatenate([fake for _, fake, _ in scorer.fid_features])
+        state["fid_group"] = np.concatenate([groups for _, _, groups in scorer.fid_features]).astype(str)
+    for index, (_, item) in enumerate(candidates):
+        for key in SAMPLE_ARRAYS:
+            state[f"sample{index}_{key}"] = np.asarray(item[key])
+    return state
+
+
+def merge_state(scorer: FrameScorer, state: Mapping[str, np.ndarray]) -> None:
+    """Add a state from ``export_state`` (of a scorer with the same config) after the frames ``scorer`` holds."""
+    meta = json.loads(str(state["meta"]))
+    if meta.get("format") != STATE_FORMAT:
+        raise ValueError(f"not a scorer state of format {STATE_FORMAT}: {meta.get('format')!r}")
+    if scorer.has_uncertainty is None:
+        scorer.has_uncertainty = meta["has_uncertainty"]
+    offset = len(scorer.rows)
+    scorer.rows.extend(meta["rows"])
+    scorer.clip_rows.extend(meta["clip_rows"])
+    scorer.inside.extend(np.asarray(state["inside"], dtype=np.int64))
+    scorer.region_pixels.extend(int(n) for n in state["region_pixels"])
+    if state["sub_u"].size:
+        scorer.sub_u.append(np.asarray(state["sub_u"]))
+        scorer.sub_e.append(np.asarray(state["sub_e"]))
+        scorer.sub_row.append(np.asarray(state["sub_row"], dtype=np.int64) + offset)  # rows after the held ones
+    for group, count in meta["curve_counts"].items():
+        scorer.curve_counts[group] = scorer.curve_counts.get(group, 0) + int(count)
+    for key in state:
+        if key.startswith("curve_"):
+            name = key[len("curve_"):]
+            scorer.curve_sums[name] = scorer.curve_sums.get(name, 0) + np.asarray(state[key])
+    if "fid_real" in state:
+        scorer.add_fid_features(np.asarray(state["fid_real"]), np.asarray(state["fid_fake"]),
+                               np.asarray(state["fid_group"]))
+    for index, info in enumerate(meta["samples"]):
+        group = info.pop("group")
+        scorer.add_sample(group, {**{key: np.asarray(state[f"sample{index}_{key}"]) for key in SAMPLE_ARRAYS},
+                                 **info})

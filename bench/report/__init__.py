@@ -1,0 +1,1 @@
+"""HTML reports: notebook rendering and plot helpers."""

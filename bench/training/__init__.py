@@ -1,0 +1,1 @@
+"""The training loop, checkpoints, the adversarial and sync critics, and distributed set-up."""

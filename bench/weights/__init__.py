@@ -1,0 +1,2 @@
+"""Provisioned metric weights: the table of what exists (``table``), the store (``store``) and the
+converters (``convert``, referenced lazily by name)."""
