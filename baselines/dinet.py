@@ -41,7 +41,8 @@ from torch import nn
 
 from bench.api import ModelConfig
 from bench.blocks.adaat import AdaAT
-from bench.blocks.uncertainty import InpaintingGenerator, UncertaintyHead
+from bench.blocks.generator import InpaintingGenerator
+from bench.blocks.uncertainty import UncertaintyHead
 
 
 def same_block(in_channels: int, out_channels: int, kernel: int = 3) -> nn.Sequential:

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.api import ModelConfig
-from bench.blocks.uncertainty import InpaintingGenerator, UncertaintyHead
+from bench.blocks.generator import InpaintingGenerator
+from bench.blocks.uncertainty import UncertaintyHead
 
 BOTTLENECK_SIZE = 4  # downsample while the face map is larger than this
 

@@ -2,19 +2,50 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from bench.api import ModelConfig  # the model protocol's config lives in bench.api; re-exported here
-from bench.data.synth.dataset import SynthConfig
+from bench.files import stable_hash  # re-exported: the one hasher
+from bench.api import SAMPLE_RATE, ModelConfig  # the model protocol's config lives in bench.api; re-exported here
 
-__all__ = ["DataConfig", "EvalConfig", "ModelConfig", "PRESETS", "POSE_BINS", "RunConfig", "TrainConfig",
+__all__ = ["DataConfig", "SynthConfig", "EvalConfig", "ModelConfig", "PRESETS", "POSE_BINS", "RunConfig", "TrainConfig",
            "pose_bin", "pose_bins", "preset_config", "stable_hash"]
+
+T = TypeVar("T")
 
 PRESETS = ("smoke", "quick", "paper")
 POSE_BINS = (("frontal", 0.0, 15.0), ("moderate", 15.0, 30.0), ("extreme", 30.0, 90.0))
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that determines the generated data (and so its cache key)."""
+
+    seed: int = 0
+    size: int = 128
+    fps: float = 25.0
+    seconds: float = 2.0
+    identities: int = 6
+    train_clips: int = 18
+    test_clips_per_stratum: int = 3
+    sample_rate: int = SAMPLE_RATE
+    max_train_yaw: float = 75.0  # train frames' |yaw| stays below this
+    sway_deg: float = 3.0  # bound on the per-frame head motion around the base pose
+    supersample: int = 2  # anti-aliasing factor per axis
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sway_deg <= 3.0:
+            raise ValueError("sway_deg must be in [0, 3] so test frames stay inside their strata")
+        if self.size < 16 or self.identities < 1 or self.supersample < 1:
+            raise ValueError("size >= 16, identities >= 1 and supersample >= 1 are required")
+        if self.fps <= 0 or self.seconds <= 0 or self.train_clips < 0 or self.test_clips_per_stratum < 0:
+            raise ValueError("fps and seconds must be positive, clip counts non-negative")
+
+    @property
+    def n_frames(self) -> int:
+        return int(round(self.seconds * self.fps))
 
 
 @dataclass(frozen=True)
@@ -71,18 +102,36 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        parts = {"data": DataConfig, "net": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
-                continue
-            value = data[f.name]
-            if f.name == "data":
-                value = {**value, "synth": SynthConfig(**value.get("synth", {}))}
-            if f.name == "eval":  # JSON turns tuples into lists
-                value = {k: tuple(v) if k in ("networks", "yaw_edges") else v for k, v in value.items()}
-            kwargs[f.name] = parts[f.name](**value) if f.name in parts else value
-        return cls(**kwargs)
+        return from_dict(cls, data)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a config dataclass from its ``asdict`` form (e.g. a checkpoint's JSON-like config).
+
+    Nested dataclasses are rebuilt from their dicts and lists become the tuples the fields declare,
+    whatever the field is called; absent fields take their defaults, unknown ones are an error.
+    """
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+    return cls(**{name: _typed(hints[name], value) for name, value in data.items()})
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_dict(hint, value)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):  # "X | None": the first type that is not None
+        return _typed(next(arg for arg in args if arg is not type(None)), value)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(args[0], item) for item in value)
+        return tuple(_typed(arg, item) for arg, item in zip(args, value)) if args else tuple(value)
+    return value
 
 
 def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfig:
@@ -109,11 +158,6 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
             train=TrainConfig(steps=200_000, batch_size=24, lr=1e-4),
         )
     return base
-
-
-def stable_hash(payload: Any, length: int = 12) -> str:
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def pose_bins(yaw_edges: tuple[float, float] = (15.0, 30.0)) -> tuple[tuple[str, float, float], ...]:

@@ -19,7 +19,8 @@ from torch import nn
 
 from bench.api import ModelConfig
 from bench.blocks.adaat import AdaAT
-from bench.blocks.uncertainty import InpaintingGenerator, UncertaintyHead
+from bench.blocks.generator import InpaintingGenerator
+from bench.blocks.uncertainty import UncertaintyHead
 
 __all__ = ["AdaAT", "AudioEncoder", "JULNet", "ResBlock", "conv_block"]  # AdaAT: shared, from bench.blocks
 

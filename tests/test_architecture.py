@@ -31,13 +31,45 @@ def test_import_contracts_hold():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_contracts_name_every_harness_module():
-    """The forbidden list must grow with bench, or a new module would escape the contracts."""
+def _lint_copy(tmp_path: Path, edits: dict[str, str]) -> str:
+    """lint-imports on a copy of the packages with lines appended to some modules; returns its output."""
+    for package in ("bench", "julnet", "baselines"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    for module, line in edits.items():
+        with open(tmp_path / module, "a") as handle:
+            handle.write(f"\n{line}\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([_lint_imports(), "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode != 0, "the contracts missed a violation"
+    return result.stdout
+
+
+def test_contracts_catch_an_upward_import_and_a_cycle(tmp_path):
+    # a metric reaching up into the harness breaks the layers; two metric modules importing each other
+    # (same layer, so the layers contract allows it) break the no-cycles contract
+    out = _lint_copy(tmp_path, {"bench/metrics/stats.py": "import bench.harness.run  # noqa",
+                                "bench/metrics/image.py": "import bench.metrics.quality  # noqa",
+                                "bench/metrics/quality.py": "import bench.metrics.image  # noqa"})
+    assert "bench's layers point one way BROKEN" in out
+    assert "no import cycles between sibling modules or packages, at any depth BROKEN" in out
+    assert "julnet and baselines import from bench only bench.api and bench.blocks KEPT" in out
+
+
+def _bench_children() -> set[str]:
+    return ({path.stem for path in (ROOT / "bench").glob("*.py")} - {"__init__"}
+            | {path.parent.name for path in (ROOT / "bench").glob("*/__init__.py")})
+
+
+def test_forbidden_lists_name_every_bench_package():
+    """A new bench module or package must be named in the models' forbidden list, or it would escape it
+    (the layers contract is exhaustive by itself: lint-imports fails on a child it does not place)."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-    contract = next(c for c in config["contracts"] if c["id"] == "models-see-only-the-protocol")
-    harness = {f"bench.{path.stem}" for path in (ROOT / "bench").glob("*.py")} - {"bench.__init__", "bench.api"}
-    harness |= {f"bench.{path.parent.name}" for path in (ROOT / "bench").glob("*/__init__.py")} - {"bench.blocks"}
-    assert harness == set(contract["forbidden_modules"])
+    contracts = {c["id"]: c for c in config["contracts"]}
+    assert {f"bench.{name}" for name in _bench_children() - {"api", "blocks"}} == \
+        set(contracts["models-see-only-the-protocol"]["forbidden_modules"])
+    assert {f"bench.{name}" for name in _bench_children() - {"api"}} <= \
+        set(contracts["protocol-stands-alone"]["forbidden_modules"])
 
 
 LIGHT = """
@@ -58,3 +90,15 @@ def test_help_and_ls_import_no_torch():
     result = subprocess.run([sys.executable, "-c", LIGHT], cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"`bench ls` / `bench --help` imported {result.stdout.strip()}"
+
+
+def test_every_weights_entry_has_its_converters():
+    """The store names converters as lazy strings: each must resolve to a function, for every entry."""
+    from bench.weights import convert
+    from bench.weights.table import ENTRIES
+
+    for name, entry in ENTRIES.items():
+        targets = [convert.USER_NETWORKS[name]] if entry.package is None else \
+            [convert.FROM_REGISTRY[name]] + ([convert.FROM_OFFICIAL[name]] if entry.official else [])
+        for target in targets:
+            assert callable(convert.resolve(target)), target

@@ -13,8 +13,8 @@ from bench.harness.scorer import FrameScorer, summarise
 
 pytest.importorskip("mediapipe", reason="LMD needs the landmarks extra: pip install -e '.[landmarks]'")
 
-from bench.data.landmarks import (EYE_CORNERS, LandmarkDistance, LandmarksUnavailableError,  # noqa: E402
-                             build_landmarks, landmark_distance)
+from bench.data.landmarks import EYE_CORNERS, LandmarksUnavailableError  # noqa: E402
+from bench.metrics.lmd import LandmarkDistance, build_landmarks, landmark_distance  # noqa: E402
 from bench.data.video import iter_frames  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -116,7 +116,7 @@ def test_bench_score_reports_lmd_for_external_frames(real_frames, tmp_path):
     assert score_metric("lmd", gt, gt) == [0.0] * len(real_frames)
     per_frame = score_metric("lmd", moved, gt)
     assert all(0.05 < value < 0.4 for value in per_frame)
-    run = score(moved, gt, tmp_path / "run", config=EvalConfig(bootstrap=50, networks=("lmd",)), report=False,
+    run = score(moved, gt, tmp_path / "run", config=EvalConfig(bootstrap=50, networks=("lmd",)), report=None,
                 progress=False)
     entry = read_summary(run)["metrics"]["lmd"]
     assert entry["n"] == len(real_frames) and entry["value"] == pytest.approx(np.mean(per_frame))
@@ -136,7 +136,7 @@ def test_bench_score_bins_external_frames_by_the_estimated_pose(real_frames, tmp
     gt.mkdir()
     for i, frame in enumerate(real_frames.permute(0, 2, 3, 1).to(torch.uint8).numpy()):
         Image.fromarray(frame).save(gt / f"{i:03d}.png")
-    run = score(gt, gt, tmp_path / "run", config=EvalConfig(bootstrap=50, networks=("lmd",)), report=False,
+    run = score(gt, gt, tmp_path / "run", config=EvalConfig(bootstrap=50, networks=("lmd",)), report=None,
                 progress=False)
     frames = pd.read_parquet(run / "frames.parquet")
     assert frames["yaw"].abs().between(15, 30).mean() >= 0.75

@@ -11,7 +11,7 @@ import torch
 
 from bench.metrics import syncnet_official as so
 from bench.weights import store as weights
-from bench.harness.sync_eval import CROP_SIZE, PAD_VALUE, face_boxes, smooth_track, syncnet_crops
+from bench.metrics.lse_official import CROP_SIZE, PAD_VALUE, face_boxes, smooth_track, syncnet_crops
 
 
 def _coordinate_frame(height: int = 120, width: int = 100) -> np.ndarray:
@@ -106,7 +106,7 @@ def test_bench_score_reports_official_and_local_lse(official_weights, local_expe
     gt = write_mp4(tmp_path / "gt" / "a.mp4", frames)
     pred = write_mp4(tmp_path / "pred" / "a.mp4", frames[:, :, ::-1].copy())  # mirrored: a different output
     config = EvalConfig(bootstrap=50, networks=())
-    run = score(pred, gt, tmp_path / "run", audio=CLIP_A, config=config, report=False, progress=False,
+    run = score(pred, gt, tmp_path / "run", audio=CLIP_A, config=config, report=None, progress=False,
                 sync_expert=local_expert)
     summary = read_summary(run)
     manifest = json.loads((run / "manifest.json").read_text())
@@ -116,25 +116,25 @@ def test_bench_score_reports_official_and_local_lse(official_weights, local_expe
     assert manifest["sync"]["official"]["sha256"] and manifest["sync"]["local"]["path"] == str(local_expert)
     assert manifest["sync"]["skipped"] == {}
     # the local expert sees the same frames either way, so the mirrored video scores differently from the original
-    same = read_summary(score(gt, gt, tmp_path / "same", audio=CLIP_A, config=config, report=False,
+    same = read_summary(score(gt, gt, tmp_path / "same", audio=CLIP_A, config=config, report=None,
                               progress=False, sync_expert=local_expert))
     assert same["metrics"]["lse_d_local"]["value"] != summary["metrics"]["lse_d_local"]["value"]
 
     # a 20 fps video is resampled to 25 fps first (and the manifest says so); no audio at all: no LSE
     slow = write_mp4(tmp_path / "slow" / "b.mp4", frames[:20], fps=20)
-    odd = score(slow, slow, tmp_path / "odd", audio=CLIP_A, config=config, report=False, progress=False,
+    odd = score(slow, slow, tmp_path / "odd", audio=CLIP_A, config=config, report=None, progress=False,
                 sync_expert=local_expert)
     sync = json.loads((odd / "manifest.json").read_text())["sync"]
     assert sync["resampled_from_fps"] == {"b": pytest.approx(20.0)} and sync["skipped"] == {}
     assert read_summary(odd)["metrics"]["lse_c"]["n"] == 1
-    silent = score(slow, slow, tmp_path / "silent", config=config, report=False, progress=False,
+    silent = score(slow, slow, tmp_path / "silent", config=config, report=None, progress=False,
                    sync_expert=local_expert)
     sync = json.loads((silent / "manifest.json").read_text())["sync"]
     assert "no audio" in sync["skipped"]["b"] and "lse_c" not in read_summary(silent)["metrics"]
 
 
 def test_resampling_to_25_fps_picks_the_nearest_frame_in_time():
-    from bench.harness.external import resample_frames
+    from bench.data.video import resample_frames
 
     assert [int(f) for f in resample_frames(iter(range(10)), 10, 50.0)] == [0, 2, 4, 6, 8]
     assert [int(f) for f in resample_frames(iter(range(8)), 8, 20.0)] == [0, 1, 2, 2, 3, 4, 5, 6, 6, 7]

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from bench.config import EvalConfig
-from bench.harness.evaluate import clip_sync
-from bench.harness.scorer import LOCAL_SYNC_NOTE, FrameScorer, summarise
+from bench.metrics.sync import clip_sync
+from bench.harness.scorer import FrameScorer, summarise
+from bench.metrics.specs import SUMMARY_NOTES
 
 
 class _CodeMatcher(torch.nn.Module):
@@ -57,5 +58,5 @@ def test_clip_scores_reach_the_summary_per_pose_bin_with_the_local_label():
     assert summary["metrics"]["lse_c_local"]["n"] == 5 and summary["metrics"]["lse_c_local"]["ci95"] is not None
     assert summary["by_pose"]["frontal"]["lse_d_local"]["value"] == pytest.approx(4.5)
     assert summary["by_pose"]["extreme"]["lse_c_local"]["value"] == pytest.approx(4.5)
-    assert summary["notes"]["lse_local"] == LOCAL_SYNC_NOTE and "not comparable" in LOCAL_SYNC_NOTE
+    assert summary["notes"]["lse_local"] == SUMMARY_NOTES["lse_local"] and "not comparable" in summary["notes"]["lse_local"]
     assert "lse_c" not in summary["metrics"]  # official names only with the official weights

@@ -13,10 +13,11 @@ from matplotlib import image as plt_image
 
 from bench.data.clips import load_clip, open_dataset, save_clip
 from bench.data.synth import (
-    SynthConfig, config_hash, contact_sheet, dataset_path, ensure_dataset, generate_dataset,
+    SynthConfig, config_hash, dataset_path, ensure_dataset, generate_dataset,
     plan_clips, render_frame,
 )
 from bench.data.synth.audio import VISEME_NAMES, synthesize
+from bench.report.sheet import contact_sheet
 from bench.data.synth.dataset import STRATA, TEST_BASE_YAW
 from bench.data.synth.identity import make_identity
 

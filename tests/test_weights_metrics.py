@@ -24,7 +24,7 @@ import torchvision
 from bench.metrics import fid
 from bench.metrics import lpips as lpips_metric
 from bench.weights import store as weights
-from bench.cli.args import add_weights_cli
+from bench.cli import weights as weights_cli
 
 REGISTRY_ENTRIES = ["lpips_alex", "lpips_vgg", "vgg16_features", "fid_inception"]
 # The reference lpips.LPIPS built here passes torchvision's deprecated `pretrained=False`.
@@ -154,17 +154,17 @@ def test_from_file_entries(provisioned, tmp_path, monkeypatch):
 
 def test_cli(provisioned, capsys, tmp_path, monkeypatch):
     parser = argparse.ArgumentParser(prog="bench")
-    add_weights_cli(parser.add_subparsers(dest="command"))
-    assert weights.run_cli(parser.parse_args(["weights", "where", "fid_inception"])) == 0
+    weights_cli.add_parser(parser.add_subparsers(dest="command"))
+    assert weights_cli.run(parser.parse_args(["weights", "where", "fid_inception"])) == 0
     assert capsys.readouterr().out.strip() == str(provisioned[0] / "fid_inception.pt")
-    assert weights.run_cli(parser.parse_args(["weights", "verify"])) == 0
+    assert weights_cli.run(parser.parse_args(["weights", "verify"])) == 0
     args = parser.parse_args(["weights", "fetch", "--only", "lpips_alex", "--from-file", "syncnet=/x/y.model"])
     assert args.only == ["lpips_alex"] and args.from_file == [("syncnet", Path("/x/y.model"))]
     monkeypatch.setenv("TALKBENCH_WEIGHTS", str(tmp_path))
     capsys.readouterr()
-    assert weights.run_cli(parser.parse_args(["weights", "verify"])) == 2
+    assert weights_cli.run(parser.parse_args(["weights", "verify"])) == 2
     assert "run: bench weights fetch" in capsys.readouterr().err
-    assert weights.run_cli(parser.parse_args(["weights", "fetch", "--from-file", "syncnet=/no/such"])) == 2
+    assert weights_cli.run(parser.parse_args(["weights", "fetch", "--from-file", "syncnet=/no/such"])) == 2
 
 
 # ------------------------------------------------------------------------------------------ LPIPS

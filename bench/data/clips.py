@@ -37,6 +37,7 @@ import numpy as np
 
 from bench.api import SAMPLE_RATE
 from bench.errors import BenchError
+from bench.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,7 @@ def save_clip(path: str | Path, clip: Clip, compress: bool = True) -> str:
             info.external_attr = 0o644 << 16
             archive.writestr(info, _array_bytes(array), compresslevel=1 if compress else None)
     data = buffer.getvalue()
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -225,11 +224,7 @@ def write_manifest(root: str | Path, clips: list[dict[str, Any]], **info: Any) -
     """Write ``manifest.json`` for a dataset directory (atomically)."""
     root = Path(root)
     manifest = {"format": FORMAT, **info, "clips": sorted(clips, key=lambda e: e["id"])}
-    path = root / "manifest.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write(root / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def manifest_entry(clip: Clip, file: str, sha256: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.api import MIN_REF_GAP, SAMPLE_RATE, SYNC_WINDOW
+from bench.api import MIN_REF_GAP, SAMPLE_RATE, SYNC_WINDOW, VIDEO_FPS
 from bench.data.audio import frame_windows, log_mel
 from bench.blocks.masks import mask_lower_half, mouth_mask  # re-exported: the torch side of the one mask rule
 from bench.data.clips import Clip
@@ -28,6 +28,7 @@ class ClipTensors:
     roll: np.ndarray
     mouth_boxes: np.ndarray | None = None  # T x 4 (x0, y0, x1, y1) in resized pixels, when landmarks exist
     audio: np.ndarray | None = None  # mono float32 at 16 kHz (the official SyncNet's front-end reads it)
+    fps: float = VIDEO_FPS  # the frames' rate (the official SyncNet reads them resampled to VIDEO_FPS)
 
     @property
     def n_frames(self) -> int:
@@ -80,6 +81,7 @@ def prepare_clip(clip: Clip, image_size: int) -> ClipTensors:
         roll=clip.roll if clip.roll is not None else zeros,
         mouth_boxes=mouth_boxes(clip, image_size),
         audio=audio_16k(clip.audio, clip.sample_rate),
+        fps=float(clip.fps),
     )
 
 

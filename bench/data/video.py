@@ -24,7 +24,7 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bench.api import SAMPLE_RATE
+from bench.api import SAMPLE_RATE, VIDEO_FPS
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,6 @@ def frame_files(directory: Path) -> list[Path]:
     if not files:
         raise VideoError(f"{directory}: directory holds no PNG or JPG frames")
     return sorted(files, key=lambda p: natural_key(p.name))
-
-
-def is_image(path: Path) -> bool:
-    return Path(path).is_file() and Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})  # PIL modes
@@ -212,7 +208,9 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
 
 
 def read_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
-    """All frames, uint8 T x H x W x 3, and the fps (None where unknown: frame directories, images)."""
+    """All frames, uint8 T x H x W x 3, and the fps (None where unknown: frame directories, images).
+
+    For library use and tests: the harness streams with ``iter_frames`` so memory holds one batch."""
     info = probe(path)
     frames = np.stack(list(iter_frames(path)))
     return frames, info.fps
@@ -310,8 +308,29 @@ def iter_uncertainty(path: str | Path, n_frames: int, height: int, width: int) -
 
 
 def read_uncertainty(path: str | Path, n_frames: int, height: int, width: int) -> np.ndarray:
-    """All maps as float32 T x H x W (see ``iter_uncertainty``)."""
+    """All maps as float32 T x H x W (see ``iter_uncertainty``). For library use and tests: the harness streams."""
     maps = np.empty((n_frames, height, width), dtype=np.float32)
     for index, u in enumerate(iter_uncertainty(path, n_frames, height, width)):
         maps[index] = u
     return maps
+
+
+# ------------------------------------------------------------------------- frame rate: the one resampler
+def resample_indices(n_frames: int, fps: float, target: float = VIDEO_FPS) -> np.ndarray:
+    """Which input frame each output frame at ``target`` fps shows: the input nearest in time to k / target
+    (ffmpeg's ``-r 25``, which syncnet_python's pipeline applies). Identity when the rates agree."""
+    if abs(fps - target) <= 0.01:
+        return np.arange(n_frames)
+    count = int(n_frames * target / fps)
+    return np.minimum(n_frames - 1, np.round(np.arange(count) * fps / target).astype(np.int64))
+
+
+def resample_frames(frames: Iterator[np.ndarray], n_frames: int, fps: float,
+                    target: float = VIDEO_FPS) -> Iterator[np.ndarray]:
+    """``resample_indices`` over a stream of ``n_frames`` frames at ``fps``, holding one frame at a time."""
+    sources = resample_indices(n_frames, fps, target)
+    position = 0
+    for index, frame in enumerate(frames):
+        while position < len(sources) and sources[position] == index:
+            yield frame
+            position += 1

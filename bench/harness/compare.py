@@ -1,11 +1,12 @@
 """`bench compare RUN_A RUN_B`: per metric and pose bin, is B better than A beyond clip noise?
 
 Only frames present in both runs (same clip_id and frame) are compared. For each numeric per-frame
-column of frames.parquet (psnr capped at 100 dB, as in summary.json) and each pose bin ("all" and
-the bins that occur, by run A's labels), ``bench.metrics.stats.paired_bootstrap`` gives the mean of per-clip
-means for A and B, the difference B - A, its 95% percentile CI and a two-sided p-value, all by
-resampling the shared clips. The better direction comes from summary.json's higher_is_better,
-else from a small built-in table; metrics with no better direction (unc_mean) name no winner.
+column of frames.parquet (capped as in summary.json: every psnr* column at 100 dB) and each pose bin
+("all" and the bins that occur, by run A's labels), ``bench.metrics.stats.paired_bootstrap`` gives the
+mean of per-clip means for A and B, the difference B - A, its 95% percentile CI and a two-sided p-value,
+all by resampling the shared clips. Direction, order and caps come from ``bench.metrics.specs``; a column
+the table does not know is still compared, with summary.json's higher_is_better when it has one.
+Metrics with no better direction (unc_mean) name no winner.
 Runs are refused unless both manifests say their results were written (status "scored" or "complete")
 and both are on the same data (manifest data hash; for `bench score` runs, the ground truth).
 """
@@ -21,19 +22,14 @@ import pandas as pd
 
 from bench.config import POSE_BINS
 from bench.errors import BenchError
+from bench.harness.rundir import check_schema
+from bench.metrics import specs
 from bench.metrics.stats import paired_bootstrap
 
 log = logging.getLogger(__name__)
 
-PSNR_CAP = 100.0  # as bench.harness.evaluate: a perfect frame (PSNR = inf) counts as 100 dB
 ALPHA = 0.05
 NON_METRICS = frozenset({"clip_id", "frame", "pose_bin", "identity", "stratum", "yaw", "pitch", "roll"})
-HIGHER_IS_BETTER: dict[str, bool | None] = {
-    "psnr": True, "ssim": True, "ause": False, "aurg": True, "unc_spearman": True, "err_mean": False,
-    "lpips": False, "fid": False, "sync_conf": True, "sync_dist": False, "lmd": False, "nll_laplace": False,
-    "crps": False, "miscal_area": False, "hist_kl": False, "unc_mean": None,
-}
-_ORDER = ("psnr", "ssim", "err_mean", "ause", "aurg", "unc_spearman", "unc_mean")
 
 
 class CompareError(BenchError, ValueError):
@@ -50,6 +46,7 @@ def _read_manifest(run: Path) -> dict:
         raise CompareError(f"{path}: missing; without it there is no telling whether the run finished "
                            "or what data it was on")
     manifest = _json_object(path)
+    check_schema(manifest, path)
     status = manifest.get("status")
     if status not in COMPARABLE:
         why = {"running": " (still running, or stopped before writing its results)",
@@ -127,11 +124,15 @@ def _json_object(path: Path) -> dict:
 
 
 def _direction(name: str, *summaries: dict) -> bool | None:
+    """The table's direction; for a column it does not know, the first summary.json that states one."""
+    row = specs.spec(name)
+    if row is not None:
+        return row.higher_is_better
     for summary in summaries:
         entry = (summary.get("metrics") or {}).get(name)
         if isinstance(entry, dict) and isinstance(entry.get("higher_is_better"), bool):
             return entry["higher_is_better"]
-    return HIGHER_IS_BETTER.get(name)
+    return None
 
 
 def _metric_columns(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
@@ -139,7 +140,7 @@ def _metric_columns(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
         return {c for c in df.columns if c not in NON_METRICS and pd.api.types.is_numeric_dtype(df[c])
                 and not pd.api.types.is_bool_dtype(df[c])}
     shared = numeric(a) & numeric(b)
-    return [c for c in _ORDER if c in shared] + sorted(shared - set(_ORDER))
+    return sorted(shared, key=specs.sort_key)
 
 
 def _keyed(frames: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -194,8 +195,9 @@ def compare_runs(run_a: Path, run_b: Path, resamples: int = 2000, seed: int = 0,
         higher = _direction(name, summary_a, summary_b)
         va = merged[f"{name}_a"].to_numpy(dtype=np.float64)
         vb = merged[f"{name}_b"].to_numpy(dtype=np.float64)
-        if name == "psnr":
-            va, vb = np.minimum(va, PSNR_CAP), np.minimum(vb, PSNR_CAP)
+        row = specs.spec(name)
+        if row is not None and row.cap is not None:  # as summary.json: identical frames (PSNR inf) count as the cap
+            va, vb = np.minimum(va, row.cap), np.minimum(vb, row.cap)
         for group in groups:
             mask = np.ones(len(merged), bool) if group == "all" else (merged["pose_bin"] == group).to_numpy()
             res = paired_bootstrap(va[mask], vb[mask], merged["clip_id"].to_numpy()[mask], resamples, seed)

@@ -13,37 +13,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.api import SYNC_WINDOW
 from bench.config import EvalConfig
+from bench.data.video import resample_indices
 from bench.data.frames import ClipTensors, eval_reference_indices, make_batch, mouth_mask
-from bench.harness.sync_eval import local_values, official_values
 from bench.harness.scorer import EvalResult, FrameScorer, summarise
-from bench.metrics.sync import SyncResult, lse
+from bench.metrics.sync import clip_sync, local_values, official_values
 
 __all__ = ["EvalResult", "clip_sync", "evaluate", "metric_networks", "summarise"]
-
-SYNC_CHUNK = 64
-
-
-@torch.no_grad()
-def clip_sync(sync_model: nn.Module, frames_u8: torch.Tensor, mel: torch.Tensor) -> SyncResult | None:
-    """LSE of one clip with a protocol-level expert: windows of 5 frames centred on t vs mel window t.
-
-    The offset search and the LSE-C / LSE-D definitions are syncnet_python's (bench.metrics.sync);
-    the embeddings are the project's own expert's, hence the ``_local`` names.
-    """
-    n = frames_u8.shape[0]
-    if n < SYNC_WINDOW + 1:
-        return None
-    centres = torch.arange(SYNC_WINDOW // 2, n - SYNC_WINDOW // 2)
-    video, audio = [], []
-    for chunk in centres.split(SYNC_CHUNK):
-        windows = torch.stack([frames_u8[t - SYNC_WINDOW // 2: t + SYNC_WINDOW // 2 + 1] for t in chunk.tolist()])
-        v, a = sync_model(mel[chunk], windows / 255.0)
-        video.append(v.float().cpu())
-        audio.append(a.float().cpu())
-    return lse(torch.cat(video), torch.cat(audio))
-
 
 def clip_sync_values(frames: torch.Tensor, clip: ClipTensors, local: nn.Module | None, official: Any,
                      device: torch.device | str) -> dict[str, float]:
@@ -54,7 +30,8 @@ def clip_sync_values(frames: torch.Tensor, clip: ClipTensors, local: nn.Module |
         if result is not None:
             values.update(local_values(result))
     if official is not None and clip.audio is not None:
-        result = official(frames, clip.audio)
+        # the official network reads 25 fps video: frames at another rate are resampled by time first
+        result = official(frames[torch.from_numpy(resample_indices(len(frames), clip.fps))], clip.audio)
         if result is not None:
             values.update(official_values(result))
     return values
@@ -63,7 +40,7 @@ def clip_sync_values(frames: torch.Tensor, clip: ClipTensors, local: nn.Module |
 def metric_networks(config: EvalConfig, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
     """The networks ``config.networks`` asks for; missing weights raise one line naming `bench weights fetch`."""
     from bench.metrics.fid import build_inception
-    from bench.data.landmarks import build_landmarks
+    from bench.metrics.lmd import build_landmarks
     from bench.metrics.lpips import build_lpips
 
     builders = {"lpips": build_lpips, "fid": build_inception, "lmd": build_landmarks}
@@ -81,7 +58,7 @@ def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config
     networks = networks or {}
     scorer = FrameScorer.with_networks(config, networks)
     sync_model = networks.get("sync")
-    official = networks.get("sync_official")  # bench.harness.sync_eval.OfficialSync
+    official = networks.get("sync_official")  # bench.metrics.lse_official.OfficialSync
     keep_frames = sync_model is not None or official is not None
     bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not progress, leave=False)
     for clip in clips:

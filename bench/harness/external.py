@@ -28,7 +28,6 @@ of frames; clips may differ in resolution and frame rate.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import logging
@@ -37,20 +36,22 @@ import time
 from contextlib import ExitStack, closing
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from bench.harness import external_partial as score_partial
+from bench.api import VIDEO_FPS
 from bench.data import video
-from bench.cli.args import FRAME_METRICS
+from bench.data.video import resample_frames
+from bench.metrics.specs import FRAME_METRICS
 from bench.config import EvalConfig
 from bench.harness.evaluate import metric_networks
 from bench.harness.sync_eval import sync_networks
 from bench.harness.rundir import (check_run_dir_free, claim_new_run_dir, claim_run_dir, finish_run, lock_run_dir,
-                          mark_failed, new_manifest, read_summary, release_run_dir, unlock_run_dir, write_json)
+                          mark_failed, new_manifest, release_run_dir, unlock_run_dir, write_json)
 from bench.harness.external_inputs import (Pair, ScoreError, audio_records, batch_pairs, check_pair, clip_id_of,
                                 inputs_hash, is_batch_dir)
 from bench.harness.scorer_state import export_state, merge_state
@@ -62,7 +63,6 @@ __all__ = ["Pair", "ScoreError", "check_pair", "inputs_hash", "resample_frames",
 log = logging.getLogger(__name__)
 
 MODEL_NAME = score_partial.MODEL_NAME  # "external"
-SYNC_FPS = 25.0  # the rate both sync experts read
 POSE_SOURCE = "estimated on the ground truth: MediaPipe face mesh + solvePnP (bench.data.head_pose)"
 REGION = "full frame (external outputs carry no mask of generated pixels)"
 PIXEL_BUDGET = 1 << 21  # pixels per batch: 32 frames at 256 px, 1 at 1080p; bounds SSIM's scratch memory
@@ -129,21 +129,6 @@ def _sync_audio(pair: Pair, audio: dict[str, dict[str, Any]]) -> tuple[np.ndarra
     return None, "no audio: pass --audio, or a generated video with its sound track"
 
 
-def resample_frames(frames: Iterator[np.ndarray], n_frames: int, fps: float,
-                    target: float = SYNC_FPS) -> Iterator[np.ndarray]:
-    """Frames at ``target`` fps from ``n_frames`` at ``fps``: output k shows the input nearest to time k / target."""
-    if abs(fps - target) <= 0.01:
-        yield from frames
-        return
-    count = int(n_frames * target / fps)
-    sources = [min(n_frames - 1, int(round(k * fps / target))) for k in range(count)]
-    position = 0
-    for index, frame in enumerate(frames):
-        while position < count and sources[position] == index:
-            yield frame
-            position += 1
-
-
 def _sync_values(pair: Pair, networks: dict[str, Any], audio: dict[str, dict[str, Any]], sync_log: dict[str, Any],
                  device: torch.device | str) -> dict[str, float]:
     """The clip's LSE scores; ``sync_log["skipped"]`` / ``["resampled_from_fps"]`` record what was not plain."""
@@ -159,8 +144,8 @@ def _sync_values(pair: Pair, networks: dict[str, Any], audio: dict[str, dict[str
 
     # Frame directories carry no rate: taken as 25 fps. Other rates are resampled to 25 fps first, by
     # nearest frame in time (as ffmpeg's -r 25, which syncnet_python's pipeline applies).
-    fps = pair.fps or SYNC_FPS
-    if abs(fps - SYNC_FPS) > 0.01:
+    fps = pair.fps or VIDEO_FPS
+    if abs(fps - VIDEO_FPS) > 0.01:
         sync_log.setdefault("resampled_from_fps", {})[pair.clip_id] = fps
 
     def batches() -> Iterator[np.ndarray]:
@@ -261,7 +246,7 @@ def _claim(out_dir: Path | None, manifest: dict[str, Any], default: Path, resume
 
 
 def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None, config: EvalConfig, seed: int,
-         report: bool, progress: bool, batch: bool, sync_expert: Path | None = None, resume: bool = False) -> Path:
+         report: Callable[[Path], Path] | None, progress: bool, batch: bool, sync_expert: Path | None = None, resume: bool = False) -> Path:
     started = time.perf_counter()
     # The output is checked before the networks load, and claimed before any scoring.
     if resume:
@@ -269,7 +254,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
     elif out_dir is not None:
         check_run_dir_free(out_dir, hint=score_partial.resume_hint(out_dir))
     audio = audio_records(inputs.get("audio"), [p.clip_id for p in pairs])
-    from bench.training.loop import pick_device
+    from bench.training.distributed import pick_device
 
     device = pick_device()
     networks: dict[str, Any] = dict(metric_networks(config, device))
@@ -314,7 +299,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
 
 
 def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None = None, audio: Path | None = None,
-          config: EvalConfig = EvalConfig(), seed: int = 0, report: bool = True, progress: bool = True,
+          config: EvalConfig = EvalConfig(), seed: int = 0, report: Callable[[Path], Path] | None = None, progress: bool = True,
           sync_expert: Path | None = None, resume: bool = False) -> Path:
     """Score one output (video, frame directory or image) against its ground truth; returns the run directory.
 
@@ -334,7 +319,7 @@ def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None =
 
 
 def score_batch(pred_dir: Path, gt_dir: Path, out_dir: Path | None, uncertainty_dir: Path | None = None,
-                audio: Path | None = None, config: EvalConfig = EvalConfig(), seed: int = 0, report: bool = True,
+                audio: Path | None = None, config: EvalConfig = EvalConfig(), seed: int = 0, report: Callable[[Path], Path] | None = None,
                 progress: bool = True, sync_expert: Path | None = None, resume: bool = False) -> Path:
     """Pair two directories of videos by file stem (clip_id = stem) and score all pairs into one run."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
@@ -359,30 +344,3 @@ def score_metric(name: str, pred: Path, gt: Path, config: EvalConfig = EvalConfi
     networks = metric_networks(config, torch.device("cpu"))
     result = score_pairs([pair], config, networks, progress=False)
     return [float(v) for v in result.frames[name]]
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    if args.metric:
-        extra = [flag for flag, value in (("--uncertainty", args.uncertainty), ("--audio", args.audio),
-                                          ("--out", args.out), ("--sync-expert", args.sync_expert),
-                                          ("--resume", args.resume or None))
-                 if value is not None]
-        if extra:
-            raise ScoreError(f"--metric prints per-frame values only; drop {', '.join(extra)}")
-        for value in score_metric(args.metric, args.pred, args.gt):
-            print(repr(value))
-        return 0
-    config = EvalConfig(networks=(), official_sync=False) if args.no_networks else EvalConfig()
-    run_dir = score(args.pred, args.gt, args.out, args.uncertainty, args.audio, config=config, seed=args.seed,
-                    report=not args.no_report, progress=not args.no_progress, sync_expert=args.sync_expert,
-                    resume=args.resume)
-    from bench.cli import print_report_status, results_table
-
-    summary = read_summary(run_dir)
-    pose = "unknown" if args.no_networks else "estimated on the ground truth"  # with LMD's face mesh
-    print(f"\n{args.pred} scored against {args.gt} (region: whole frame; pose: {pose}):")
-    print(results_table(summary))
-    print(f"\nrun directory: {run_dir}")
-    print_report_status(run_dir)
-    return 0
-

@@ -13,7 +13,7 @@ from typing import Any
 from bench.data import video
 from bench.api import SAMPLE_RATE
 from bench.errors import BenchError
-from bench.harness.rundir import file_sha256
+from bench.files import file_sha256
 
 FPS_TOLERANCE = 0.002  # relative: 29.97 (30000/1001) against 30 passes, 25 against 30 or 50 does not
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.harness.rundir import _jsonable
+from bench.files import atomic_open, jsonable
 from bench.harness.external_inputs import ScoreError
+from bench.harness.rundir import check_schema
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +45,9 @@ def write_partial(run_dir: Path, clip_id: str, state: dict[str, np.ndarray], syn
     """Save one clip's state and lip-sync record atomically (temporary file, fsync, rename)."""
     path = partial_path(run_dir, clip_id)
     path.parent.mkdir(exist_ok=True)
-    record = np.array(json.dumps({"clip_id": clip_id, "sync": _jsonable(sync)}))
-    fd, tmp = tempfile.mkstemp(prefix=f".{clip_id}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, clip=record, **state)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    record = np.array(json.dumps({"clip_id": clip_id, "sync": jsonable(sync)}))
+    with atomic_open(path) as handle:
+        np.savez_compressed(handle, clip=record, **state)
     return path
 
 
@@ -120,6 +111,7 @@ def check_resumable(run_dir: Path | None) -> dict[str, Any]:
     manifest = _recorded(run_dir)
     if manifest is None:
         raise ScoreError(f"{run_dir / 'manifest.json'}: unreadable manifest; cannot resume")
+    check_schema(manifest, run_dir / "manifest.json")
     if manifest.get("model") != MODEL_NAME:
         raise ScoreError(f"{run_dir}: not a bench score run directory (model {manifest.get('model')!r}); "
                          "cannot resume it")
@@ -133,7 +125,7 @@ def _resume_record(manifest: dict[str, Any]) -> dict[str, Any]:
     record = {"inputs": data.get("hash"), "clips": data.get("clips"), "settings": manifest.get("config"),
               "seed": manifest.get("seed"), "audio": data.get("audio"),
               "sync networks": {key: sync.get(key) for key in ("official", "local")}, "pose": manifest.get("pose")}
-    return json.loads(json.dumps(_jsonable(record)))  # as the recorded manifest reads back from JSON
+    return json.loads(json.dumps(jsonable(record)))  # as the recorded manifest reads back from JSON
 
 
 def check_same_run(run_dir: Path, recorded: dict[str, Any], manifest: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -15,15 +15,18 @@ from tqdm.auto import tqdm
 from bench.api import capabilities
 from bench.cache import cache_root
 from bench.data.clips import Dataset, open_dataset
-from bench.config import RunConfig, stable_hash
+from bench.config import RunConfig
+from bench.files import file_sha256, stable_hash
 from bench.errors import BenchError
 from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summarise
 from bench.data.frames import ClipTensors, prepare_clip
 from bench.harness.sync_eval import sync_networks
 from bench.models import build_model, model_class
-from bench.harness.rundir import (check_run_dir_free, claim_new_run_dir, claim_run_dir, file_sha256, finish_run,
+from bench.harness.rundir import (check_run_dir_free, claim_new_run_dir, claim_run_dir, finish_run,
                           mark_failed, new_manifest, release_run_dir, write_json)
-from bench.training.loop import load_checkpoint, pick_device, train
+from bench.training.checkpoint import load_checkpoint
+from bench.training.distributed import pick_device
+from bench.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,7 @@ def evaluate_split(model: nn.Module, clips: list[ClipTensors], config: RunConfig
 
 
 def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | Path | None = None,
-        progress: bool = True, report: bool = True, floor: bool = True) -> RunOutcome:
+        progress: bool = True, report: Callable[[Path], Path] | None = None, floor: bool = True) -> RunOutcome:
     if not getattr(model_class(config.model), "generator", True):
         raise RunError(f"model '{config.model}' is not a generator (it scores sync); train it with "
                        f"`bench train --model {config.model}`")

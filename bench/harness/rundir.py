@@ -1,6 +1,6 @@
 """The run directory: one schema that the CLI, notebooks and tests all read.
 
-  manifest.json   config, seed, versions, git sha, data and checkpoint hashes, timings, status
+  manifest.json   schema_version (``SCHEMA_VERSION``), config, seed, versions, git sha, data and checkpoint hashes, timings, status
                   ("running" while work is under way; "scored" once every result file is written and
                   the report is rendering; "complete" once the report step has ended, whatever its
                   outcome; "failed" with "error" when the results themselves could not be made) and
@@ -18,22 +18,24 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import itertools
 import json
-import math
 import os
 import platform
 import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypedDict
 
 import numpy as np
 
 from bench.errors import BenchError
+from bench.files import jsonable, write_json
 
+# The run directory's layout version, recorded in every manifest.json. Bump it when a file's meaning or a
+# key changes; readers refuse a directory written by a newer talkbench instead of misreading it.
+SCHEMA_VERSION = 1
 RUN_FILES = ("manifest.json", "frames.parquet", "summary.json", "curves.npz", "samples.npz", "report.html")
 _PACKAGES = ("talkbench", "torch", "numpy", "pandas", "scipy", "pyarrow", "papermill", "nbconvert", "matplotlib")
 
@@ -97,36 +99,27 @@ def git_sha() -> str | None:
         return None
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+class Manifest(TypedDict, total=False):
+    """manifest.json, as ``new_manifest`` starts it and the harness fills it in (see the module docstring)."""
+
+    schema_version: int
+    status: str  # running | scored | complete | failed
+    model: str
+    config: dict[str, Any]
+    seed: int
+    versions: dict[str, str]
+    git_sha: str | None
+    data: dict[str, Any]
+    checkpoint: dict[str, Any] | None
+    timings: dict[str, float]
+    created: str
+    report: dict[str, Any]
+    error: str
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON has no NaN or inf: they become null."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def write_json(path: str | Path, payload: Any) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=False, allow_nan=False) + "\n")
-    tmp.replace(path)
-
-
-def new_manifest(model: str, config: dict[str, Any], seed: int) -> dict[str, Any]:
+def new_manifest(model: str, config: dict[str, Any], seed: int) -> Manifest:
     return {
+        "schema_version": SCHEMA_VERSION,
         "status": "running",
         "model": model,
         "config": config,
@@ -146,8 +139,11 @@ def mark_failed(run_dir: Path, manifest: dict[str, Any], error: BaseException) -
 
 
 def finish_run(run_dir: Path, manifest: dict[str, Any], result: Any, summary: dict[str, Any],
-               timings: dict[str, float], report: bool) -> Path | None:
+               timings: dict[str, float], render: Callable[[Path], Path] | None) -> Path | None:
     """Write the results (an EvalResult), then try the report; return the report's path or None.
+
+    ``render`` makes the report (``bench.report.render.render_report``, passed in by the command line, so
+    the harness never imports the report layer above it); None skips it.
 
     Results first: status "scored" once they are written; a failure while writing them marks the run
     "failed" and re-raises (files already written stay). The report comes last and cannot sink the
@@ -171,15 +167,13 @@ def finish_run(run_dir: Path, manifest: dict[str, Any], result: Any, summary: di
         raise
     report_path, interrupted = None, None
     manifest["report"] = {"status": "skipped"}
-    if report:
+    if render is not None:
         started = time.perf_counter()
         try:
-            from bench.report.render import render_report
-
-            report_path = render_report(run_dir)
+            report_path = render(run_dir)
             manifest["report"] = {"status": "rendered", "path": report_path.name}
         except BaseException as error:  # rendering never decides whether the measurements exist
-            manifest["report"] = _report_failed(run_dir, error)
+            manifest["report"] = report_failed(run_dir, error)
             interrupted = None if isinstance(error, Exception) else error
         timings["report_s"] = time.perf_counter() - started
     manifest.update(status="complete", timings=timings)
@@ -187,6 +181,29 @@ def finish_run(run_dir: Path, manifest: dict[str, Any], result: Any, summary: di
     if interrupted is not None:
         raise interrupted
     return report_path
+
+
+def check_schema(manifest: dict[str, Any], path: Path) -> None:
+    """Refuse a run directory a newer talkbench wrote (an older one, without schema_version, is version 0)."""
+    version = manifest.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise RunDirError(f"{path}: schema_version {version!r} is newer than this talkbench reads "
+                          f"({SCHEMA_VERSION}); upgrade talkbench to read it")
+
+
+def read_manifest(run_dir: str | Path) -> Manifest:
+    """A run directory's manifest.json, checked to be a JSON object of a schema this version reads."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: no manifest.json (is this a run directory?)") from None
+    except (OSError, ValueError) as error:
+        raise RunDirError(f"{path}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict):
+        raise RunDirError(f"{path}: the manifest is not a JSON object")
+    check_schema(manifest, path)
+    return manifest
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:
@@ -253,7 +270,7 @@ def claim_run_dir(path: str | Path, manifest: dict[str, Any], hint: str = "", lo
                                    "choose another --out") from None
         raise RunDirError(f"{path}: cannot write into the output directory ({error.strerror or error})") from None
     with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(_jsonable(manifest), indent=2, allow_nan=False) + "\n")
+        handle.write(json.dumps(jsonable(manifest), indent=2, allow_nan=False) + "\n")
     _CREATED[path.resolve()] = created
     return path
 
@@ -298,7 +315,7 @@ def _one_line(error: BaseException) -> str:
     return text if type(error).__name__ == "ReportError" and text else f"{type(error).__name__}: {text}".rstrip(": ")
 
 
-def _report_failed(run_dir: Path, error: BaseException) -> dict[str, Any]:
+def report_failed(run_dir: Path, error: BaseException) -> dict[str, Any]:
     """The manifest's "report" entry for a failed render; the full traceback goes to report_error.log."""
     import traceback
 
@@ -325,33 +342,3 @@ def report_failure(run_dir: str | Path) -> str | None:
     details = f"; details in {run_dir / entry['log']}" if entry.get("log") else ""
     return (f"report: FAILED ({entry.get('error') or 'unknown error'}); results are in {run_dir}{details}; "
             f"rerun with `bench report {run_dir}`")
-
-
-def rerender_report(run_dir: str | Path) -> Path:
-    """`bench report RUN_DIR`: render an existing run's report again and record the outcome in its manifest.
-
-    Only the manifest's "report" entry changes (and "scored", a run stopped while rendering, becomes
-    "complete": its results were all written). A failure is recorded, then raised as a ReportError.
-    """
-    from bench.report.render import ReportError, check_run_dir, render_report
-
-    run = check_run_dir(run_dir)
-    path = run / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-        manifest = manifest if isinstance(manifest, dict) else None
-    except (OSError, ValueError):
-        manifest = None  # the notebook copes without one; nothing to record into
-    try:
-        out = render_report(run)
-        entry: dict[str, Any] = {"status": "rendered", "path": out.name}
-        (run / REPORT_LOG).unlink(missing_ok=True)  # it described an earlier failure
-    except ReportError as error:
-        entry = _report_failed(run, error)
-        if manifest is not None:
-            write_json(path, {**manifest, "report": entry})
-        raise ReportError(f"{error}" + (f" (details in {run / REPORT_LOG})" if entry.get("log") else "")) from None
-    if manifest is not None:
-        status = "complete" if manifest.get("status") == "scored" else manifest.get("status")
-        write_json(path, {**manifest, "status": status, "report": entry})
-    return out

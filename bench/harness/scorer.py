@@ -20,21 +20,25 @@ import torch
 from bench.metrics import calibration
 from bench.metrics import image as image_metrics
 from bench.metrics import quality
+from bench.metrics import specs
 from bench.config import POSE_BINS, EvalConfig, pose_bin, pose_bins
 from bench.metrics.fid import FIDAccumulator, inception_features
 from bench.metrics.lpips import lpips_distance
 from bench.harness.samples import select_samples, wanted
 from bench.metrics.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
 
-PSNR_CAP = 100.0  # identical frames (PSNR = inf) count as 100 dB in means
-# Frame-mean metrics: name -> higher is better. Calibration ones exist only with an uncertainty map.
-IMAGE_METRICS = {"psnr": True, "ssim": True, "psnr_mouth": True, "ssim_mouth": True, "lpips": False, "lmd": False}
-FRAME_CALIBRATION = {"ause": False, "aurg": True, "nll": False, "nll_gaussian": False, "crps": False,
-                     "hist_kl": False, "sharpness": False}
-POOLED_CALIBRATION = {"unc_spearman": True, "unc_pearson": True, "ause_pooled": False, "miscal_area": False,
-                      "rms_cal_error": False}
-FRAME_QUALITY = {"unc_frame_spearman": True, "unc_psnr_spearman": True, "unc_lpips_spearman": True,
-                 "fail_auroc": True, "fail_auprc": True, "psnr_r2": True}
+
+
+def _averaged(level: str, uncertainty: bool | None = None) -> tuple[str, ...]:
+    """summary.json's per-frame / per-clip means of one level, in the table's order (which is summary.json's)."""
+    return tuple(s.name for s in specs.METRICS.values() if s.level == level and s.in_summary
+                 and (uncertainty is None or (s.group == "uncertainty") == uncertainty))
+
+
+# Frame means written when the frames have the column; the calibration ones whenever there is a map.
+FRAME_MEANS = _averaged("frame", uncertainty=False)
+FRAME_CALIBRATION = _averaged("frame", uncertainty=True)
+CLIP_MEANS = _averaged("clip")
 SPEARMAN_RESAMPLES = 200  # pooled rank correlation is the costly statistic to bootstrap
 
 
@@ -67,7 +71,7 @@ class FrameScorer:
         self.config = config
         self.keep_features = keep_features
         self.fid_features: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (real, fake, group) per batch
-        self.landmarks = landmarks  # bench.data.landmarks.LandmarkDistance: LMD per frame
+        self.landmarks = landmarks  # bench.metrics.lmd.LandmarkDistance: LMD per frame
         self.bins = pose_bins(config.yaw_edges)
         self.lpips_model = lpips_model
         self.inception = inception
@@ -229,10 +233,17 @@ def _mouth_scores(pred: torch.Tensor, gt: torch.Tensor, box) -> dict[str, float]
             "ssim_mouth": float(image_metrics.ssim(crop_pred, crop_gt)[0])}
 
 
-def _entry(value: float, ci: list[float] | None, higher: bool, n: int) -> dict[str, Any]:
+def _entry(name: str, value: float, ci: list[float] | None, n: int) -> dict[str, Any]:
+    """One summary.json metric; its direction is the table's."""
     finite = value is not None and np.isfinite(value)
     ci = ci if ci and all(np.isfinite(ci)) else None
-    return {"value": float(value) if finite else None, "ci95": ci, "higher_is_better": higher, "n": int(n)}
+    return {"value": float(value) if finite else None, "ci95": ci,
+            "higher_is_better": specs.higher_is_better(name), "n": int(n)}
+
+
+def _capped(name: str, values: np.ndarray) -> np.ndarray:
+    cap = specs.METRICS[name].cap
+    return values if cap is None else np.minimum(values, cap)
 
 
 def _pooled_ause(u: np.ndarray, e: np.ndarray, fractions: np.ndarray) -> float:
@@ -247,7 +258,7 @@ def _pooled_correlations(sub_u: np.ndarray, sub_e: np.ndarray, clips: np.ndarray
                      ("ause_pooled", lambda u, e: _pooled_ause(u, e, fractions))):
         resamples = 1000 if name == "unc_pearson" else SPEARMAN_RESAMPLES
         result = bootstrap_ci(fn, sub_u, sub_e, clip_ids=clips, resamples=resamples, seed=seed)
-        out[name] = _entry(result.estimate, result.ci, POOLED_CALIBRATION[name], sub_u.size)
+        out[name] = _entry(name, result.estimate, result.ci, sub_u.size)
     return out
 
 
@@ -261,16 +272,14 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
     frames = result.frames[rows]
     clips = frames["clip_id"].to_numpy()
     out: dict[str, dict] = {}
-    names = {name: higher for name, higher in IMAGE_METRICS.items() if name in frames}
+    names = [name for name in FRAME_MEANS if name in frames]
     if result.has_uncertainty:
-        names.update(FRAME_CALIBRATION)
-    for name, higher in names.items():
-        values = frames[name].to_numpy(dtype=np.float64)
-        if name.startswith("psnr"):
-            values = np.minimum(values, PSNR_CAP)
+        names += FRAME_CALIBRATION
+    for name in names:
+        values = _capped(name, frames[name].to_numpy(dtype=np.float64))
         finite = values[np.isfinite(values)]
         mean = float(finite.mean()) if finite.size else float("nan")
-        out[name] = _entry(mean, clip_bootstrap_ci(values, clips, config.bootstrap, seed), higher, finite.size)
+        out[name] = _entry(name, mean, clip_bootstrap_ci(values, clips, config.bootstrap, seed), finite.size)
     if not result.has_uncertainty or frames.empty:
         return out
     # Pixel-pooled correlations on the fixed subsample, bootstrapped by clip.
@@ -289,11 +298,11 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
                      ("rms_cal_error", calibration.rms_calibration_error)):
         boot = bootstrap_sums(lambda i, p, fn=fn: _coverage_stat(fn, levels, i, p), inside, pixels,
                               resamples=config.bootstrap, seed=seed)
-        out[name] = _entry(float(np.ravel(boot.estimate)[0]), boot.ci, False, int(pixels.sum()))
+        out[name] = _entry(name, float(np.ravel(boot.estimate)[0]), boot.ci, int(pixels.sum()))
     # Uncertainty as a per-frame quality indicator: bad = worst 10% of these frames by PSNR.
     mean_u = frames["unc_mean"].to_numpy(dtype=np.float64)
     mean_e = frames["err_mean"].to_numpy(dtype=np.float64)
-    psnr = np.minimum(frames["psnr"].to_numpy(dtype=np.float64), PSNR_CAP)
+    psnr = _capped("psnr", frames["psnr"].to_numpy(dtype=np.float64))
     # Higher u should go with lower PSNR and higher LPIPS: the PSNR correlation is negated so that
     # for every *_spearman here, higher is better.
     lpips_values = frames["lpips"].to_numpy(dtype=np.float64) if "lpips" in frames else None
@@ -307,7 +316,7 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
     lp = lpips_values if lpips_values is not None else np.full_like(psnr, np.nan)
     for name, fn in checks:
         boot = bootstrap_ci(fn, mean_u, mean_e, psnr, lp, clip_ids=clips, resamples=config.bootstrap, seed=seed)
-        out[name] = _entry(boot.estimate, boot.ci, FRAME_QUALITY[name], len(frames))
+        out[name] = _entry(name, boot.estimate, boot.ci, len(frames))
     return out
 
 
@@ -322,27 +331,19 @@ def _fid_entry(result: EvalResult, group: str) -> dict[str, Any]:
     accumulator = result.fid.get(group)
     count = accumulator.fake.count if accumulator else 0
     value = accumulator.compute() if count >= 2 else float("nan")
-    return _entry(value, None, False, count)
-
-
-CLIP_METRICS = {"lse_c": True, "lse_d": False, "lse_c_local": True, "lse_d_local": False}
-LMD_NOTE = ("lmd: mean distance between the 40 lip-contour points of MediaPipe's face mesh on the generated "
-            "and the ground-truth frame, divided by the ground truth's inter-ocular distance; frames where "
-            "either side has no face are left out (n counts the frames scored)")
-LOCAL_SYNC_NOTE = ("lse_c_local / lse_d_local use talkbench's own SyncNet expert trained on this dataset, "
-                   "not the official syncnet_v2 weights: not comparable with published LSE-C / LSE-D")
+    return _entry("fid", value, None, count)
 
 
 def _clip_block(clips: pd.DataFrame, config: EvalConfig, seed: int) -> dict[str, dict]:
     out = {}
-    for name, higher in CLIP_METRICS.items():
+    for name in CLIP_MEANS:
         if name not in clips:
             continue
-        values = clips[name].to_numpy(dtype=np.float64)
+        values = _capped(name, clips[name].to_numpy(dtype=np.float64))
         finite = values[np.isfinite(values)]
         mean = float(finite.mean()) if finite.size else float("nan")
-        out[name] = _entry(mean, clip_bootstrap_ci(values, clips["clip_id"].to_numpy(), config.bootstrap, seed),
-                           higher, finite.size)
+        out[name] = _entry(name, mean, clip_bootstrap_ci(values, clips["clip_id"].to_numpy(), config.bootstrap, seed),
+                           finite.size)
     return out
 
 
@@ -356,26 +357,23 @@ def summarise(result: EvalResult, model_name: str, config: EvalConfig, seed: int
     for name, _, _ in POSE_BINS:
         rows = groups == name
         by_pose[name] = _block(result, rows, config, seed) if rows.any() else {
-            key: _entry(float("nan"), None, entry["higher_is_better"], 0) for key, entry in overall.items()}
+            key: _entry(key, float("nan"), None, 0) for key in overall}
         if result.fid:
             by_pose[name]["fid"] = _fid_entry(result, name)
     notes = {}
     if "lmd" in result.frames:
-        notes["lmd"] = LMD_NOTE
+        notes["lmd"] = specs.SUMMARY_NOTES["lmd"]
     if result.clips is not None:
         overall.update(_clip_block(result.clips, config, seed))
         for name in by_pose:
             rows = result.clips[result.clips["pose_bin"] == name]
             block = _clip_block(rows, config, seed) if len(rows) else {
-                key: _entry(float("nan"), None, higher, 0) for key, higher in CLIP_METRICS.items()
-                if key in result.clips}
+                key: _entry(key, float("nan"), None, 0) for key in CLIP_MEANS if key in result.clips}
             by_pose[name].update(block)
         if "lse_c_local" in result.clips:
-            notes["lse_local"] = LOCAL_SYNC_NOTE
+            notes["lse_local"] = specs.SUMMARY_NOTES["lse_local"]
         if "lse_c" in result.clips:
-            from bench.harness.sync_eval import OFFICIAL_NOTE
-
-            notes["lse"] = OFFICIAL_NOTE
+            notes["lse"] = specs.SUMMARY_NOTES["lse"]
     summary = {"model": model_name, "metrics": overall, "by_pose": by_pose}
     if notes:
         summary["notes"] = notes

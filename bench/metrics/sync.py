@@ -34,6 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import signal
+from torch import nn
+
+from bench.api import SYNC_WINDOW
 
 MAX_OFFSET = 15  # syncnet_python's --vshift default, used for every published LSE number
 PAIRWISE_EPS = 1e-6  # torch.nn.functional.pairwise_distance's default eps
@@ -114,3 +117,34 @@ def lse(video_emb: np.ndarray | torch.Tensor, audio_emb: np.ndarray | torch.Tens
     best = int(torch.argmin(md))
     return SyncResult(lse_d=float(md[best]), lse_c=float(torch.median(md) - md[best]), offset=max_offset - best,
                       mean_dists=mean_dists, per_frame_conf=frame_confidence(mean_dists, per_frame))
+
+
+SYNC_CHUNK = 64
+
+
+@torch.no_grad()
+def clip_sync(sync_model: nn.Module, frames_u8: torch.Tensor, mel: torch.Tensor) -> SyncResult | None:
+    """LSE of one clip with a protocol-level expert: windows of 5 frames centred on t vs mel window t.
+
+    The offset search and the LSE-C / LSE-D definitions are syncnet_python's (above);
+    the embeddings are the project's own expert's, hence the ``_local`` names.
+    """
+    n = frames_u8.shape[0]
+    if n < SYNC_WINDOW + 1:
+        return None
+    centres = torch.arange(SYNC_WINDOW // 2, n - SYNC_WINDOW // 2)
+    video, audio = [], []
+    for chunk in centres.split(SYNC_CHUNK):
+        windows = torch.stack([frames_u8[t - SYNC_WINDOW // 2: t + SYNC_WINDOW // 2 + 1] for t in chunk.tolist()])
+        v, a = sync_model(mel[chunk], windows / 255.0)
+        video.append(v.float().cpu())
+        audio.append(a.float().cpu())
+    return lse(torch.cat(video), torch.cat(audio))
+
+
+def official_values(result: SyncResult) -> dict[str, float]:
+    return {"lse_c": result.lse_c, "lse_d": result.lse_d, "av_offset": result.offset}
+
+
+def local_values(result: SyncResult) -> dict[str, float]:
+    return {"lse_c_local": result.lse_c, "lse_d_local": result.lse_d, "av_offset_local": result.offset}

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import papermill as pm
@@ -39,6 +39,8 @@ from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
 from bench.errors import BenchError
+from bench.files import atomic_write, write_json
+from bench.harness.rundir import REPORT_LOG, check_schema, report_failed
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,13 @@ def check_run_dir(run_dir: str | Path) -> Path:
     missing = [name for name in REQUIRED_FILES if not (run / name).is_file()]
     if missing:
         raise ReportError(f"run directory {run} lacks {', '.join(missing)}: run `bench score` first")
+    if (run / "manifest.json").is_file():
+        try:
+            manifest = json.loads((run / "manifest.json").read_text())
+        except (OSError, ValueError):
+            manifest = None  # the notebook copes without one
+        if isinstance(manifest, dict):
+            check_schema(manifest, run / "manifest.json")
     return run
 
 
@@ -224,19 +233,6 @@ def to_offline_html(nb: nbformat.NotebookNode) -> str:
     return body
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render_report(run_dir: str | Path, out_path: str | Path | None = None, timeout_s: int = 600) -> Path:
     """Execute the report notebook on ``run_dir`` and write one offline HTML file; return its path.
 
@@ -254,6 +250,34 @@ def render_report(run_dir: str | Path, out_path: str | Path | None = None, timeo
         _execute(run, executed, timeout_s)
         model = _model_name(run)
         html = to_offline_html(_reader_notebook(executed, f"{model} · talkbench report"))
-    _write_atomic(out, html)
+    atomic_write(out, html)
     log.info("wrote %s (%.0f KiB) in %.1f s", out, len(html) / 1024, time.perf_counter() - start)
+    return out
+
+
+def rerender_report(run_dir: str | Path) -> Path:
+    """`bench report RUN_DIR`: render an existing run's report again and record the outcome in its manifest.
+
+    Only the manifest's "report" entry changes (and "scored", a run stopped while rendering, becomes
+    "complete": its results were all written). A failure is recorded, then raised as a ReportError.
+    """
+    run = check_run_dir(run_dir)
+    path = run / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+        manifest = manifest if isinstance(manifest, dict) else None
+    except (OSError, ValueError):
+        manifest = None  # the notebook copes without one; nothing to record into
+    try:
+        out = render_report(run)
+        entry: dict[str, Any] = {"status": "rendered", "path": out.name}
+        (run / REPORT_LOG).unlink(missing_ok=True)  # it described an earlier failure
+    except ReportError as error:
+        entry = report_failed(run, error)
+        if manifest is not None:
+            write_json(path, {**manifest, "report": entry})
+        raise ReportError(f"{error}" + (f" (details in {run / REPORT_LOG})" if entry.get("log") else "")) from None
+    if manifest is not None:
+        status = "complete" if manifest.get("status") == "scored" else manifest.get("status")
+        write_json(path, {**manifest, "status": status, "report": entry})
     return out

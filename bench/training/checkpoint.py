@@ -13,6 +13,7 @@ from torch import nn
 
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.files import atomic_open
 from bench.models import build_model
 
 
@@ -51,11 +52,8 @@ def _plain(value: Any) -> Any:
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
     """Write atomically: a kill mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(checkpoint, tmp)
-    tmp.replace(path)
+    with atomic_open(path) as handle:
+        torch.save(checkpoint, handle)
 
 
 def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") -> tuple[nn.Module, RunConfig, dict]:

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -30,39 +27,10 @@ from bench.api import capabilities
 from bench.training.checkpoint import CheckpointError, check_same_run, load_checkpoint, save_checkpoint  # noqa: F401  (re-exported)
 from bench.config import RunConfig
 from bench.training.critics import Critics
+from bench.training.distributed import DistInfo, init_distributed, pick_device  # noqa: F401  (re-exported)
 from bench.data.frames import ClipTensors, TrainSampler, WindowSampler
 
 log = logging.getLogger(__name__)
-
-
-def pick_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group torchrun describes; a no-op when not launched by torchrun."""
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    if world_size <= 1:
-        return DistInfo()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
 class _LossModule(nn.Module):

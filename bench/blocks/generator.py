@@ -1,0 +1,57 @@
+"""The base class every inpainting generator shares (JULNet, Wav2Lip, DINet): composite, plug-in head, loss."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.api import Critic
+from bench.blocks.masks import mouth_mask
+from bench.blocks.uncertainty import reconstruction_loss
+
+__all__ = ["InpaintingGenerator"]
+
+
+class InpaintingGenerator(nn.Module):
+    """The tail every generator shares: the inpainting composite, the plug-in head and the pixel loss.
+
+    Subclasses set ``self.config`` (a ModelConfig) and ``self.uncertainty`` (an UncertaintyHead on
+    their last decoder features) and end ``forward`` with ``return self.compose(masked, rgb, features)``.
+    """
+
+    kind = "generator"  # declared capabilities (bench.api)
+    trainable = True
+
+    def compose(self, masked: torch.Tensor, rgb_logits: torch.Tensor,
+                features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Inpainting, as DINet: the given (unmasked) pixels pass through, the network fills the mask.
+        mask = mouth_mask(*masked.shape[-2:], device=masked.device)
+        pred = masked * (1.0 - mask) + torch.sigmoid(rgb_logits) * mask
+        log_scale = self.uncertainty(features)
+        if self.config.uncertainty == "none":
+            log_scale = torch.zeros_like(log_scale)  # no trained head: an uninformative map
+        return pred, log_scale
+
+    def training_loss(self, batch: dict[str, torch.Tensor],
+                      critics: Critic | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Pixel loss (+ VGG perceptual) (+ the critics' adversarial and sync terms, when given)."""
+        pred, log_scale = self(batch["audio"], batch["masked"], batch["refs"])
+        region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
+        loss, logs = reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
+                                         lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
+        if self.config.perceptual_weight:
+            perceptual = self._perceptual(pred.device)(pred, batch["target"])
+            loss = loss + self.config.perceptual_weight * perceptual
+            logs["perceptual"] = perceptual.item()
+        if critics is not None:
+            extra, extra_logs = critics.generator_terms(pred, batch)
+            loss = loss + extra
+            logs.update(extra_logs)
+        return loss, logs
+
+    def _perceptual(self, device: torch.device) -> nn.Module:
+        # Built on first use and kept out of the state dict: it is frozen, provisioned weights.
+        if getattr(self, "_vgg", None) is None:
+            from bench.blocks.perceptual import VGGPerceptual
+
+            object.__setattr__(self, "_vgg", VGGPerceptual().to(device))
+        return self._vgg
