@@ -102,3 +102,16 @@ def test_every_weights_entry_has_its_converters():
             [convert.FROM_REGISTRY[name]] + ([convert.FROM_OFFICIAL[name]] if entry.official else [])
         for target in targets:
             assert callable(convert.resolve(target)), target
+
+
+def test_train_and_data_commands_do_not_reach_the_metric_stack():
+    """`bench train` and `bench data` load data and models, never the scorer or a metric network (static:
+    every import, function-level ones included, that their modules can reach)."""
+    import grimp
+
+    graph = grimp.build_graph("bench", "julnet", "baselines")
+    for command in ("bench.cli.train", "bench.cli.data"):
+        reached = graph.find_upstream_modules(command)
+        heavy = sorted(m for m in reached if m.startswith(("bench.metrics", "bench.harness.scorer",
+                                                           "bench.harness.evaluate", "bench.report.render")))
+        assert heavy == [], f"{command} reaches {heavy}"

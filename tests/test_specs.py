@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.cli.common import results_table
+from bench.cli.output import results_table
 from bench.config import EvalConfig
 from bench.harness.compare import NON_METRICS, compare_runs
 from bench.harness.scorer import FrameScorer, summarise

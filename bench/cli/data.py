@@ -25,7 +25,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.data.clips import open_dataset
-    from bench.harness.run import load_data
+    from bench.data.load import load_data
 
     if args.data_command == "synth":
         config = preset_config(args.preset, seed=args.seed)

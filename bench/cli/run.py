@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.cli.common import (add_model_arguments, config_from_args, print_report_status, report_renderer,
-                              results_table, yaw_edges)
+from bench.cli.common import add_model_arguments, config_from_args, yaw_edges
+from bench.cli.output import print_report_status, report_renderer, results_table
 
 
 def add_parser(commands: Any) -> None:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.cli.common import print_report_status, report_renderer, results_table
+from bench.cli.output import print_report_status, report_renderer, results_table
 from bench.metrics.specs import FRAME_METRICS
 
 

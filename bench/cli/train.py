@@ -24,21 +24,21 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.api import capabilities
-    from bench.harness.run import RunError, load_data, prepare_split
+    from bench.data.load import load_data, prepare_split
     from bench.models import build_model, model_class
     from bench.training.distributed import init_distributed, pick_device
-    from bench.training.loop import train
+    from bench.training.loop import TrainError, train
 
     config = config_from_args(args)
     out = args.out or Path("runs") / "train" / f"{args.model}-{args.preset}-seed{args.seed}"
     is_generator = capabilities(model_class(args.model)).generator
     if config.net.sync_weight > 0 and not config.train.sync_expert and is_generator:
-        raise RunError("--sync-weight > 0 needs --sync-expert PATH (train one: bench train --model syncnet)")
+        raise TrainError("--sync-weight > 0 needs --sync-expert PATH (train one: bench train --model syncnet)")
     blocker = next((path for path in (out, *out.parents) if path.exists()), None)
     if blocker is not None and not blocker.is_dir():
-        raise RunError(f"{out}: cannot train into it: {blocker} is a file, not a directory; choose another --out")
+        raise TrainError(f"{out}: cannot train into it: {blocker} is a file, not a directory; choose another --out")
     if not args.resume and (out / "last.pt").exists():
-        raise RunError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+        raise TrainError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
     # With --resume the same command line starts the run and continues it after a kill.
     resume = args.resume and (out / "last.pt").is_file()
     if args.resume and not resume:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         dist.barrier()
     model = build_model(args.model, config.net, seed=config.seed)
     if not capabilities(model).trainable:
-        raise RunError(f"model '{args.model}' has no parameters to train")
+        raise TrainError(f"model '{args.model}' has no parameters to train")
     clips = prepare_split(dataset, "train", config.net.image_size, progress=False)
     train(model, clips, config, device, progress=not args.no_progress, out_dir=out, resume=resume)
     if info.is_main:

@@ -10,16 +10,16 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from bench.api import capabilities
 from bench.cache import cache_root
-from bench.data.clips import Dataset, open_dataset
+from bench.data.clips import Dataset
+from bench.data.load import load_data, prepare_split
 from bench.config import RunConfig
 from bench.files import file_sha256, stable_hash
 from bench.errors import BenchError
 from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summarise
-from bench.data.frames import ClipTensors, prepare_clip
+from bench.data.frames import ClipTensors
 from bench.harness.sync_eval import sync_networks
 from bench.models import build_model, model_class
 from bench.harness.rundir import (check_run_dir_free, claim_new_run_dir, claim_run_dir, finish_run,
@@ -33,22 +33,6 @@ log = logging.getLogger(__name__)
 
 class RunError(BenchError, ValueError):
     pass
-
-
-def load_data(config: RunConfig, progress: bool = True) -> Dataset:
-    if config.data.source == "synth":
-        from bench.data.synth import ensure_dataset
-
-        return ensure_dataset(config.data.synth, cache_root() / "data", progress=progress)
-    return open_dataset(config.data.source)
-
-
-def prepare_split(dataset: Dataset, split: str, image_size: int, progress: bool = True) -> list[ClipTensors]:
-    entries = dataset.split(split)
-    if not entries:
-        raise RunError(f"{dataset.root / 'manifest.json'}: the dataset has no '{split}' clips")
-    return [prepare_clip(dataset.clip(e), image_size)
-            for e in tqdm(entries, desc=f"load {split}", unit="clip", disable=not progress, leave=False)]
 
 
 def checkpoint_key(config: RunConfig, data_hash: str) -> str:

@@ -88,6 +88,8 @@ def package_versions() -> dict[str, str]:
 def git_sha() -> str | None:
     """The source tree's commit (with "-dirty" when it has local changes), or None outside git."""
     root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():  # an installed copy (site-packages): no checkout describes it
+        return None
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:

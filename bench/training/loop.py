@@ -26,11 +26,16 @@ from tqdm.auto import tqdm
 from bench.api import capabilities
 from bench.training.checkpoint import CheckpointError, check_same_run, load_checkpoint, save_checkpoint  # noqa: F401  (re-exported)
 from bench.config import RunConfig
+from bench.errors import BenchError
 from bench.training.critics import Critics
 from bench.training.distributed import DistInfo, init_distributed, pick_device  # noqa: F401  (re-exported)
 from bench.data.frames import ClipTensors, TrainSampler, WindowSampler
 
 log = logging.getLogger(__name__)
+
+
+class TrainError(BenchError, ValueError):
+    """A training request that cannot run (one line: what and why)."""
 
 
 class _LossModule(nn.Module):
