@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape
 from pathlib import Path
 
 import nbformat
@@ -13,6 +14,7 @@ from PIL import Image
 
 import bench.report.render
 from bench.cli import main
+from bench.metrics import specs
 from bench.report.render import NOTEBOOK_PATH, ReportError, render_report, strip_remote_refs
 
 try:
@@ -31,8 +33,22 @@ def test_notebook_is_found() -> None:
     assert NOTEBOOK_PATH.is_file()
 
 
+SECTIONS = ("Metrics", "Per-frame-metrics-by-pose", "Uncertainty", "Samples")
+
+
+def _add_coverage_curves(run: Path) -> None:
+    """What the scorer writes beside the sparsification curves: coverage_<group> and coverage_expected."""
+    curves = dict(np.load(run / "curves.npz"))
+    levels = np.round(np.arange(0.01, 0.995, 0.01), 10)
+    curves["coverage_expected"] = levels
+    for group, k in (("all", 1.0), *zip(BINS, (0.8, 1.1, 1.5))):
+        curves[f"coverage_{group}"] = 1 - (1 - levels) ** k
+    np.savez(run / "curves.npz", **curves)
+
+
 def test_render_full_run(tmp_path: Path) -> None:
     run = make_fake_run(tmp_path / "run", model="julnet-fake", nan_metric="ause")
+    _add_coverage_curves(run)
     out = render_report(run)
 
     assert out == (run / "report.html").resolve()
@@ -40,7 +56,19 @@ def test_render_full_run(tmp_path: Path) -> None:
     assert "julnet-fake" in html
     for name in ("psnr", "ssim", "unc_spearman", "ause", *BINS):
         assert name in html, name
-    assert html.count("data:image/png;base64,") >= 3  # pose box plots, scatters, curves, sample strip
+    for section in SECTIONS:
+        assert f'<h2 id="{section}">' in html, section
+    # box plots, scatters, sparsification curves, calibration curve, sample strip
+    assert html.count('" src="data:image/png;base64,') == 5
+    for alt in ("Per-frame metric distributions", "Scatter plots", "Sparsification curves", "Calibration curve",
+                "Sample frames"):
+        assert f'alt="{alt}' in html, alt
+    assert "central p-interval" in html and "coverage curves" not in html
+    # metrics grouped as bench.metrics.specs groups them, with its one-line notes
+    assert '<tr class="tb-group"><td colspan="5">image quality</td>' in html
+    assert '<tr class="tb-group"><td colspan="5">uncertainty</td>' in html
+    assert escape(specs.METRICS["psnr"].note) in html
+    assert "fvd" not in re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)  # no metric nothing computes
     assert _remote_refs(html) == []
     assert "<script" not in html
     assert "n/a" in html  # the NaN metric is shown as such, not as "nan"
@@ -129,6 +157,8 @@ def test_degenerate_runs_render(tmp_path: Path, case: str) -> None:
     html = render_report(run).read_text(encoding="utf-8")
 
     assert f"fake-{case}" in html and "<script" not in html
+    for section in SECTIONS:
+        assert f'<h2 id="{section}">' in html, section
     assert html.count("data:image/png;base64,") >= 2  # the per-frame plots and the sample strip at least
     if case == "one_frame_identical":
         assert "1 clips · 1 frames" in html

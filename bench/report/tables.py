@@ -1,0 +1,196 @@
+"""HTML tables and number formatting for the report, built from summary.json and bench.metrics.specs.
+
+Order, direction (↑/↓), group and the one-line note of each metric come from ``bench.metrics.specs``;
+a metric the table does not know goes last, in an "other" group, with the direction summary.json
+gives it. Values may be null, NaN or missing: they show as "n/a", never as "nan".
+"""
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from bench.metrics import specs
+
+OTHER_GROUP = "other"
+_MUTED_NA = '<span class="tb-muted">n/a</span>'
+
+
+def num(x: Any) -> float:
+    """Float value or NaN: summary values may be null, NaN or missing."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def decimals(ref: Any) -> int:
+    """Decimals showing ~4 significant digits of ``ref``, so a value and its CI line up."""
+    r = abs(num(ref))
+    return 3 if not math.isfinite(r) or r == 0 else int(min(6, max(0, 3 - math.floor(math.log10(r)))))
+
+
+def fmt(x: Any, ref: Any = None) -> str:
+    v = num(x)
+    if not math.isfinite(v):
+        return "n/a"
+    if abs(v) >= 1e5 or (v != 0 and abs(v) < 1e-4):
+        return f"{v:.3g}"
+    return f"{v:,.{decimals(v if ref is None else ref)}f}"
+
+
+def fmt_count(x: Any) -> str:
+    v = num(x)
+    return f"{int(v):,}" if math.isfinite(v) else "—"
+
+
+def fmt_ci(ci: Any, ref: Any = None) -> str:
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or not all(math.isfinite(num(c)) for c in ci):
+        return "—"
+    ref = ci[1] if ref is None or not math.isfinite(num(ref)) else ref
+    return f"{fmt(ci[0], ref)} – {fmt(ci[1], ref)}"
+
+
+def fmt_secs(s: Any) -> str:
+    v = num(s)
+    if not math.isfinite(v):
+        return "—"
+    return f"{v:.1f} s" if v < 60 else f"{int(v // 60)} min {v % 60:02.0f} s" if v < 3600 else f"{v / 3600:.1f} h"
+
+
+def short(s: Any, n: int = 12) -> str:
+    """A long hash as ``<code>`` of its first ``n`` characters, the whole of it as the tooltip."""
+    s = "" if s is None else str(s)
+    return f'<code title="{html.escape(s)}">{html.escape(s[:n])}{"…" if len(s) > n else ""}</code>' if s else "—"
+
+
+def direction(name: str, *entries: Any) -> bool | None:
+    """higher_is_better from bench.metrics.specs; for a name it does not know, the first summary entry's."""
+    if specs.spec(name) is not None:
+        return specs.higher_is_better(name)
+    for entry in entries:
+        hib = entry.get("higher_is_better") if isinstance(entry, Mapping) else None
+        if hib in (True, False):
+            return hib
+    return None
+
+
+def arrow(name: str, *entries: Any) -> str:
+    hib = direction(name, *entries)
+    return "↑" if hib is True else "↓" if hib is False else ""
+
+
+def grouped(names: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """(group, names in table order) for the groups of specs.GROUPS that occur, then "other"."""
+    by_group: dict[str, list[str]] = {}
+    for name in sorted(set(names), key=specs.sort_key):
+        row = specs.spec(name)
+        by_group.setdefault(row.group if row is not None else OTHER_GROUP, []).append(name)
+    order = [*specs.GROUPS, *sorted(g for g in by_group if g not in specs.GROUPS and g != OTHER_GROUP), OTHER_GROUP]
+    return [(g, by_group[g]) for g in order if g in by_group]
+
+
+def _entry(value: Any) -> dict:
+    return value if isinstance(value, Mapping) else {"value": value}
+
+
+def _metric_cell(name: str, *entries: Any) -> str:
+    row = specs.spec(name)
+    title = f' title="{html.escape(row.note)}"' if row is not None else ""
+    return f'<span{title}>{html.escape(name)}</span> <span class="tb-arrow">{arrow(name, *entries)}</span>'
+
+
+def _table(caption: str, header: Sequence[str], groups: list[tuple[str, list[list[str]]]],
+           extra_class: str = "") -> str:
+    """A tb-table; ``header`` and row cells are HTML already; a group heading row above each group's rows."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = []
+    for group, rows in groups:
+        body.append(f'<tr class="tb-group"><td colspan="{len(header)}">{html.escape(group)}</td></tr>')
+        body += ["<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells in rows]
+    cls = f"tb-table {extra_class}".strip()
+    return (f'<table class="{cls}"><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def metrics_table(metrics: Mapping[str, Any], floor: Mapping[str, Any] | None = None) -> str:
+    """Overall metrics: value, 95% CI, n and what the metric measures, grouped and ordered by specs.
+
+    ``floor``: summary.json's "floor" (the copyref baseline's metrics on the same clips), a column beside
+    the value when given.
+    """
+    floor_metrics = floor.get("metrics") if isinstance(floor, Mapping) else None
+    floor_metrics = floor_metrics if isinstance(floor_metrics, Mapping) else None
+    groups = []
+    for group, names in grouped(metrics):
+        rows = []
+        for name in names:
+            m = _entry(metrics[name])
+            value = num(m.get("value"))
+            row = specs.spec(name)
+            about = (f'<span title="{html.escape(row.reference)}">{html.escape(row.note)}</span>'
+                     if row is not None else "")
+            cells = [_metric_cell(name, m), _MUTED_NA if fmt(value) == "n/a" else fmt(value),
+                     fmt_ci(m.get("ci95"), value if math.isfinite(value) else None), fmt_count(m.get("n"))]
+            if floor_metrics is not None:
+                base = num(_entry(floor_metrics.get(name)).get("value"))
+                cells.append(_MUTED_NA if fmt(base) == "n/a" else fmt(base, value if math.isfinite(value) else None))
+            rows.append([*cells, f'<span class="tb-about">{about}</span>'])
+        groups.append((group, rows))
+    header, caption = ["metric", "value", "95% CI", "n"], "Overall · ↑ higher is better, ↓ lower is better"
+    if floor_metrics is not None:
+        floor_name = html.escape(str(floor.get("model") or "baseline"))
+        header.append(f"{floor_name} floor")
+        caption += f" · {floor_name} floor: the baseline every generator must beat, scored on the same clips"
+    return _table(caption, header + ['<span class="tb-about-h">what it measures</span>'], groups, "tb-overall")
+
+
+def pose_table(metrics: Mapping[str, Any], by_pose: Mapping[str, Any], bins: Sequence[str],
+               bin_counts: Mapping[str, int]) -> tuple[str, bool]:
+    """Metrics x pose bins, each value with its 95% CI below and the worst bin per metric in red bold.
+
+    Returns (html, whether any worst bin was marked): ties and metrics with no direction have none.
+    A bin missing from ``by_pose`` reads "no frames".
+    """
+    names = set(metrics) | {n for b in by_pose.values() if isinstance(b, Mapping) for n in b}
+    any_worst = False
+    groups = []
+    for group, group_names in grouped(names):
+        rows = []
+        for name in group_names:
+            overall_entry = metrics.get(name)
+            entries = {b: (by_pose.get(b) or {}).get(name) for b in bins}
+            hib = direction(name, overall_entry, *entries.values())
+            values = {b: num(_entry(e).get("value")) if e is not None else float("nan") for b, e in entries.items()}
+            finite = {b: v for b, v in values.items() if math.isfinite(v)}
+            overall = num(_entry(overall_entry).get("value")) if overall_entry is not None else float("nan")
+            refs = [abs(x) for x in (overall, *finite.values()) if math.isfinite(x)]
+            ref = max(refs) if refs else float("nan")
+            worst = None
+            if len(set(finite.values())) >= 2 and hib in (True, False):  # ties have no worst bin
+                worst = (min if hib else max)(finite, key=finite.get)
+                any_worst = True
+            cells = [_metric_cell(name, overall_entry, *entries.values()),
+                     _MUTED_NA if fmt(overall) == "n/a" else fmt(overall, ref)]
+            for b in bins:
+                if b not in by_pose:
+                    cells.append('<span class="tb-muted">no frames</span>')
+                    continue
+                if b not in finite:
+                    cells.append(_MUTED_NA)
+                    continue
+                text = f'<span class="{"tb-worst" if b == worst else ""}">{fmt(values[b], ref)}</span>'
+                ci = fmt_ci(_entry(entries[b]).get("ci95"), ref)
+                cells.append(text + (f'<br><span class="tb-ci">{ci}</span>' if ci != "—" else ""))
+            rows.append(cells)
+        groups.append((group, rows))
+    header = ["metric", "all", *(f'{html.escape(b)}<br><span class="tb-n">{bin_counts.get(b, 0)} frames</span>'
+                                 for b in bins)]
+    return _table("By pose bin (per-frame |yaw|) · value with 95% CI below", header, groups), any_worst
+
+
+def kv_table(rows: Iterable[tuple[str, str | None]]) -> str:
+    """Two-column key/value table (values are HTML); rows whose value is None are left out."""
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows if v is not None)
+    return f'<table class="tb-kv">{body}</table>'
