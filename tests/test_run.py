@@ -156,3 +156,11 @@ def test_every_generator_and_mode_reports_calibration_per_pose_bin(model, mode, 
         for name in ("ause", "nll", "miscal_area", "unc_spearman", "fail_auroc", "hist_kl"):
             assert name in block
     assert summary["metrics"]["ause"]["ci95"] is not None
+
+
+def test_bench_run_refuses_a_model_that_is_not_a_generator(tmp_path, capsys):
+    """The sync expert declares kind "sync_expert": `bench run` says so in one line before any work."""
+    assert main(["run", "--model", "syncnet", "--preset", "smoke", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is not a generator" in err and "bench train --model syncnet" in err
+    assert not (tmp_path / "run").exists()
