@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # The top-level packages the wheel ships ([tool.setuptools.packages.find] include = ["bench", "bench.*", ...]).
 PACKAGES = sorted({pattern.split(".")[0] for pattern in PROJECT["tool"]["setuptools"]["packages"]["find"]["include"]})
-NOTEBOOK = "bench/report/notebooks/report.ipynb"
+NOTEBOOK = "bench/report/notebooks/run.ipynb"
 # Never copied into the build: a stale build/ would leak deleted modules into the wheel, and the
 # rest is local state (.gitignore's entries plus the VCS and linter caches).
 _NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", ".cache", ".tox", ".pytest_cache", ".grimp_cache",

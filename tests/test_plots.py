@@ -12,7 +12,7 @@ from matplotlib.collections import PathCollection
 
 from bench.metrics import specs
 from bench.report import plots, tables
-from bench.report.render import NOTEBOOK_PATH
+from bench.report.render import notebook_path
 
 
 @pytest.fixture(autouse=True)
@@ -241,7 +241,7 @@ def test_formatting() -> None:
 
 
 def test_notebook_takes_metric_facts_from_specs_and_is_saved_without_outputs() -> None:
-    nb = json.loads(NOTEBOOK_PATH.read_text(encoding="utf-8"))
+    nb = json.loads(notebook_path("run").read_text(encoding="utf-8"))
     code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
 
     assert all(not c.get("outputs") and c.get("execution_count") is None

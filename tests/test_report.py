@@ -15,7 +15,7 @@ from PIL import Image
 import bench.report.render
 from bench.cli import main
 from bench.metrics import specs
-from bench.report.render import NOTEBOOK_PATH, ReportError, render_report, strip_remote_refs
+from bench.report.render import ReportError, notebook_path, render_report, strip_remote_refs
 
 try:
     from fake_run import BINS, make_fake_run
@@ -30,7 +30,7 @@ def _remote_refs(html: str) -> list[str]:
 
 
 def test_notebook_is_found() -> None:
-    assert NOTEBOOK_PATH.is_file()
+    assert notebook_path("run").is_file()
 
 
 SECTIONS = ("Metrics", "Per-frame-metrics-by-pose", "Uncertainty", "Samples")
@@ -177,6 +177,7 @@ def _failing_notebook(path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell('run_dir = ""', metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("raise UnboundLocalError(\"cannot access local variable 'boxprops'\")")]
+    path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
 
@@ -202,7 +203,8 @@ def test_failed_report_keeps_the_results_and_bench_report_renders_it_again(tmp_p
     for i in range(3):
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(clip / f"{i}.png")
     monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(bench.report.render, "NOTEBOOK_PATH", _failing_notebook(tmp_path / "failing.ipynb"))
+    shipped = bench.report.render.NOTEBOOK_DIR
+    monkeypatch.setattr(bench.report.render, "NOTEBOOK_DIR", _failing_notebook(tmp_path / "failing" / "run.ipynb").parent)
     run = tmp_path / "self"
 
     assert main(["score", "--pred", str(clip), "--gt", str(clip), "--out", str(run), "--no-networks",
@@ -220,7 +222,7 @@ def test_failed_report_keeps_the_results_and_bench_report_renders_it_again(tmp_p
     assert len(err) == 1 and err[0].startswith("bench: error: ") and "report_error.log" in err[0]
     _assert_results_stand(run)
 
-    monkeypatch.setattr(bench.report.render, "NOTEBOOK_PATH", NOTEBOOK_PATH)
+    monkeypatch.setattr(bench.report.render, "NOTEBOOK_DIR", shipped)
     assert main(["report", str(run)]) == 0
     assert f"report: {(run / 'report.html').resolve()}" in capsys.readouterr().out
     manifest = json.loads((run / "manifest.json").read_text())
@@ -244,3 +246,14 @@ def test_bench_run_prints_the_table_when_only_the_report_fails(tmp_path: Path, c
     _assert_results_stand(run)
     assert f"rerun with `bench report {run}`" in err and "report: FAILED" in err
     assert "report_s" in json.loads((run / "manifest.json").read_text())["timings"]
+
+
+def test_the_executed_notebook_is_kept_beside_the_report(tmp_path: Path) -> None:
+    """It opens in JupyterLab with its outputs, to rerun with other parameters."""
+    run = make_fake_run(tmp_path / "run")
+    out = render_report(run)
+    executed = nbformat.read(out.with_suffix(".ipynb"), as_version=4)
+    params = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and str(run.resolve()) in params[0].source
+    assert any(o.get("output_type") == "display_data" for c in executed.cells if c.cell_type == "code"
+               for o in c.get("outputs", []))

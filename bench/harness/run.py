@@ -84,7 +84,7 @@ def evaluate_split(model: nn.Module, clips: list[ClipTensors], config: RunConfig
 
 def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | Path | None = None,
         progress: bool = True, report: Callable[[Path], Path] | None = None, floor: bool = True) -> RunOutcome:
-    if not capabilities(model_class(config.model)).generator:
+    if capabilities(model_class(config.model)).kind == "sync_expert":  # generators and the copy floors run
         raise RunError(f"model '{config.model}' is not a generator (it scores sync); train it with "
                        f"`bench train --model {config.model}`")
     if config.preset == "paper" and not torch.cuda.is_available():

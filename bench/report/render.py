@@ -1,6 +1,6 @@
 """Render a run directory into one self-contained, offline HTML report.
 
-The report is ``notebooks/report.ipynb`` executed with papermill (parameter ``run_dir``) and
+The report is ``notebooks/run.ipynb`` executed with papermill (parameter ``run_dir``) and
 converted with nbconvert's HTMLExporter. Two things need care:
 
 * **Kernel.** The notebook must run in *this* interpreter (the virtualenv), whatever kernelspecs
@@ -46,7 +46,12 @@ log = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("summary.json", "frames.parquet")
 # Shipped as package data (pyproject's package-data); the repository's top-level notebooks/ links here.
-NOTEBOOK_PATH: Path = Path(__file__).resolve().parent / "notebooks" / "report.ipynb"
+NOTEBOOK_DIR: Path = Path(__file__).resolve().parent / "notebooks"
+
+
+def notebook_path(name: str) -> Path:
+    """The parameterised notebook ``name`` ("run": one run's report)."""
+    return NOTEBOOK_DIR / f"{name}.ipynb"
 
 _TEMPLATE_NAME = "talkbench-offline.html.j2"
 _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
@@ -176,23 +181,24 @@ def _model_name(run: Path) -> str:
         return run.name
 
 
-def _execute(run: Path, executed: Path, timeout_s: int) -> None:
-    """Run the notebook with papermill into ``executed``; turn failures into one-line ReportErrors."""
+def _execute(notebook: Path, parameters: dict[str, Any], executed: Path, cwd: Path, subject: str,
+             timeout_s: int) -> None:
+    """Run ``notebook`` with papermill into ``executed``; turn failures into one-line ReportErrors."""
     try:
         pm.execute_notebook(
-            str(NOTEBOOK_PATH), str(executed), parameters={"run_dir": str(run)},
-            kernel_name="python3", language="python", cwd=str(run), progress_bar=False, log_output=False,
+            str(notebook), str(executed), parameters=parameters,
+            kernel_name="python3", language="python", cwd=str(cwd), progress_bar=False, log_output=False,
             start_timeout=min(120, timeout_s), execution_timeout=timeout_s,
             kernel_manager_class=_CurrentPythonKernelManager)
     except PapermillExecutionError as exc:
         detail = _ANSI.sub("", "\n".join(exc.traceback or []))
         log.debug("report notebook traceback:\n%s", detail)
         evalue = str(exc.evalue).strip().splitlines()
-        raise ReportError(f"report notebook failed for run directory {run} in cell {exc.exec_count}: "
+        raise ReportError(f"report notebook failed for {subject} in cell {exc.exec_count}: "
                           f"{exc.ename}: {evalue[0] if evalue else ''}", detail) from None
     except Exception as exc:  # kernel death, cell timeout, bad notebook: keep it to one line
         first = str(exc).strip().splitlines()
-        raise ReportError(f"report notebook could not run for run directory {run}: "
+        raise ReportError(f"report notebook could not run for {subject}: "
                           f"{type(exc).__name__}: {first[0] if first else ''}",
                           "".join(traceback.format_exception(exc))) from exc
 
@@ -233,26 +239,40 @@ def to_offline_html(nb: nbformat.NotebookNode) -> str:
     return body
 
 
+def render_notebook(name: str, parameters: dict[str, Any], out: Path, title: str, subject: str, cwd: Path,
+                    timeout_s: int = 600) -> Path:
+    """Execute notebook ``name`` with ``parameters``; write one offline HTML file to ``out`` and the executed
+    notebook beside it (``out`` with ``.ipynb``: it opens in JupyterLab, to rerun with other parameters).
+
+    ``subject`` names what is rendered in error lines ("run directory X"). Both files are replaced only
+    once the new report rendered completely (atomic writes, the HTML last); a failure leaves the old ones.
+    """
+    notebook = notebook_path(name)
+    if not notebook.is_file():
+        raise ReportError(f"cannot render {subject}: report notebook not found at {notebook}")
+    start = time.perf_counter()
+    log.info("rendering the %s report for %s", name, subject)
+    with tempfile.TemporaryDirectory(prefix="talkbench-report-") as tmp:
+        executed = Path(tmp) / notebook.name
+        _execute(notebook, parameters, executed, cwd, subject, timeout_s)
+        html = to_offline_html(_reader_notebook(executed, title))
+        atomic_write(out.with_suffix(".ipynb"), executed.read_bytes())
+    atomic_write(out, html)
+    log.info("wrote %s (%.0f KiB) in %.1f s", out, len(html) / 1024, time.perf_counter() - start)
+    return out
+
+
 def render_report(run_dir: str | Path, out_path: str | Path | None = None, timeout_s: int = 600) -> Path:
-    """Execute the report notebook on ``run_dir`` and write one offline HTML file; return its path.
+    """Execute the run notebook on ``run_dir`` and write one offline HTML file (and the executed notebook
+    beside it); return the HTML's path.
 
     ``out_path`` defaults to ``run_dir/report.html``; ``timeout_s`` bounds each notebook cell.
     An existing report is only replaced once the new one rendered completely.
     """
     run = check_run_dir(run_dir)
     out = Path(out_path).expanduser().resolve() if out_path is not None else run / "report.html"
-    if not NOTEBOOK_PATH.is_file():
-        raise ReportError(f"cannot render run directory {run}: report notebook not found at {NOTEBOOK_PATH}")
-    start = time.perf_counter()
-    log.info("rendering report for %s", run)
-    with tempfile.TemporaryDirectory(prefix="talkbench-report-") as tmp:
-        executed = Path(tmp) / "report.ipynb"
-        _execute(run, executed, timeout_s)
-        model = _model_name(run)
-        html = to_offline_html(_reader_notebook(executed, f"{model} · talkbench report"))
-    atomic_write(out, html)
-    log.info("wrote %s (%.0f KiB) in %.1f s", out, len(html) / 1024, time.perf_counter() - start)
-    return out
+    return render_notebook("run", {"run_dir": str(run)}, out, f"{_model_name(run)} · talkbench report",
+                           f"run directory {run}", cwd=run, timeout_s=timeout_s)
 
 
 def rerender_report(run_dir: str | Path) -> Path:
