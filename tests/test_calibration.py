@@ -306,3 +306,20 @@ def test_compare_runs_refuses_bad_inputs(tmp_path):
     with pytest.raises(CompareError, match="summary.json"):
         compare_runs(run_a, other)
     assert json.loads((run_a / "summary.json").read_text())["model"]
+
+
+def test_roc_curve_matches_sklearn_and_its_area_is_fail_auroc():
+    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
+    rng = np.random.default_rng(7)
+    bad = rng.random(300) < 0.1
+    score = np.round(rng.normal(size=300) + 1.5 * bad, 1)  # rounded: ties across classes
+    fpr, tpr = quality.roc_curve(score, bad)
+    sk_fpr, sk_tpr, _ = sk_roc_curve(bad, score, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+    assert np.trapz(tpr, fpr) == pytest.approx(quality.fail_auroc(score, bad))
+    assert np.trapz(tpr, fpr) == pytest.approx(roc_auc_score(bad, score))
+    empty = quality.roc_curve(score, np.zeros(300, bool))
+    assert empty[0].size == 0 and empty[1].size == 0

@@ -39,6 +39,23 @@ def fail_auroc(mean_u: np.ndarray, bad: np.ndarray) -> float:
     return float(u_stat / (n_pos * n_neg))
 
 
+def roc_curve(mean_u: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false-positive rate, true-positive rate) of mean u as a detector of bad frames, one point per distinct
+    score from the highest down (tied scores enter together), starting at (0, 0). Its trapezoidal area is
+    ``fail_auroc``. Empty arrays unless both classes occur."""
+    s, y = _scores_labels(mean_u, bad)
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.zeros(0), np.zeros(0)
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    ends = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1]
+    tp = np.cumsum(y)[ends]
+    fp = (ends + 1) - tp
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+
+
 def fail_auprc(mean_u: np.ndarray, bad: np.ndarray) -> float:
     """Average precision, sum_k (R_k - R_{k-1}) P_k over thresholds at each distinct score, from
     the highest down (tied scores enter together, as in sklearn's average_precision_score).

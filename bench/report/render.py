@@ -275,6 +275,22 @@ def render_report(run_dir: str | Path, out_path: str | Path | None = None, timeo
                            f"run directory {run}", cwd=run, timeout_s=timeout_s)
 
 
+RUN_NOTEBOOKS = {"run": ("report.html", "talkbench report"), "calibration": ("calibration.html", "calibration")}
+
+
+def render_run_notebook(run_dir: str | Path, notebook: str, out_path: str | Path | None = None,
+                        timeout_s: int = 600) -> Path:
+    """Render one of the notebooks that read a single run directory (``RUN_NOTEBOOKS``) into ``out_path``
+    (default: its file name in the run directory)."""
+    if notebook not in RUN_NOTEBOOKS:
+        raise ReportError(f"unknown notebook '{notebook}'; choose one of {', '.join(RUN_NOTEBOOKS)}")
+    run = check_run_dir(run_dir)
+    name, title = RUN_NOTEBOOKS[notebook]
+    out = Path(out_path).expanduser().resolve() if out_path is not None else run / name
+    return render_notebook(notebook, {"run_dir": str(run)}, out, f"{_model_name(run)} · {title}",
+                           f"run directory {run}", cwd=run, timeout_s=timeout_s)
+
+
 def rerender_report(run_dir: str | Path) -> Path:
     """`bench report RUN_DIR`: render an existing run's report again and record the outcome in its manifest.
 
