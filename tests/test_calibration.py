@@ -323,3 +323,30 @@ def test_roc_curve_matches_sklearn_and_its_area_is_fail_auroc():
     assert np.trapz(tpr, fpr) == pytest.approx(roc_auc_score(bad, score))
     empty = quality.roc_curve(score, np.zeros(300, bool))
     assert empty[0].size == 0 and empty[1].size == 0
+
+
+def test_holm_adjusts_as_the_textbook_example():
+    from bench.metrics.stats import holm
+
+    # m = 4: sorted p 0.01, 0.02, 0.03, 0.04 -> 0.04, 0.06, 0.06 (monotone), 0.06
+    assert holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    adjusted = holm([0.5, float("nan"), 0.001])
+    assert adjusted[0] == pytest.approx(0.5) and np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.002)
+
+
+def test_seed_pooled_bootstrap_pools_seeds_and_finds_a_real_difference():
+    from bench.metrics.stats import over_seeds, paired_clip_mean, seed_pooled_bootstrap, unpaired_bin_means
+
+    rng = np.random.default_rng(0)
+    shifted = [(rng.normal(0.5, 0.2, 12),) for _ in range(3)]  # per-clip B - A around +0.5 in three seeds
+    result = seed_pooled_bootstrap(shifted, paired_clip_mean, resamples=500)
+    assert result.diff == pytest.approx(np.mean([d.mean() for (d,) in shifted]))
+    assert len(result.per_seed) == 3 and result.low > 0 and result.p_value < 0.01
+    null = seed_pooled_bootstrap([(rng.normal(0, 0.2, 12),) for _ in range(3)], paired_clip_mean, resamples=500)
+    assert null.low < 0 < null.high and null.p_value > 0.05
+    bins = seed_pooled_bootstrap([(rng.normal(1, 0.1, 5), rng.normal(2, 0.1, 7)) for _ in range(2)],
+                                 unpaired_bin_means, resamples=500)
+    assert bins.diff == pytest.approx(1.0, abs=0.15) and bins.low > 0.8
+    t = over_seeds(np.array([1.0, 1.2, 0.9]))
+    assert t.diff == pytest.approx(31 / 30) and t.low < t.diff < t.high and 0 < t.p_value < 0.05
+    assert np.isnan(over_seeds(np.array([1.0])).p_value)

@@ -58,6 +58,9 @@ def test_wheel_ships_the_packages_and_the_report_notebook(wheel):
         entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
         assert NOTEBOOK in names
         assert json.loads(archive.read(NOTEBOOK))["cells"]  # the notebook itself, not a link or a stub
+        for name in ("run", "calibration", "compare"):
+            assert f"bench/report/notebooks/{name}.ipynb" in names
+        assert {"bench/harness/experiments/ablation.toml", "bench/harness/experiments/wildpose.toml"} <= set(names)
     tops = {name.split("/", 1)[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == set(PACKAGES)  # no tests/, benchmarks/
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

@@ -12,11 +12,11 @@ import os
 import sys
 from typing import Sequence
 
-from bench.cli import compare, data, ls, report, run, score, train, weights
+from bench.cli import compare, data, experiment, ls, report, run, score, train, weights
 
 # The order `bench --help` lists them in.
 COMMANDS = {"run": run, "train": train, "ls": ls, "report": report, "compare": compare, "weights": weights,
-            "score": score, "data": data}
+            "score": score, "data": data, "experiment": experiment}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,35 +1,54 @@
-"""`bench compare RUN_A RUN_B`: per metric and pose bin, is B better than A beyond clip noise?
+"""`bench compare RUN_DIR RUN_DIR...`: per metric level and pose bin, is each run better than a baseline run
+beyond clip noise?
 
-Only frames present in both runs (same clip_id and frame) are compared. For each numeric per-frame
-column of frames.parquet (capped as in summary.json: every psnr* column at 100 dB) and each pose bin
-("all" and the bins that occur, by run A's labels), ``bench.metrics.stats.paired_bootstrap`` gives the
-mean of per-clip means for A and B, the difference B - A, its 95% percentile CI and a two-sided p-value,
-all by resampling the shared clips. Direction, order and caps come from ``bench.metrics.specs``; a column
-the table does not know is still compared, with summary.json's higher_is_better when it has one.
-Metrics with no better direction (unc_mean) name no winner.
-Runs are refused unless both manifests say their results were written (status "scored" or "complete")
-and both are on the same data (manifest data hash; for `bench score` runs, the ground truth).
+Every run is paired with the baseline (default: the first) on what both scored, at each metric level of
+``bench.metrics.specs`` (the statistics are in ``bench.harness.compare_stats``):
+
+* frame level: each numeric frames.parquet column (capped as in summary.json: every psnr* at 100 dB) over
+  the (clip_id, frame) rows both runs hold; ``paired_bootstrap`` gives the mean of per-clip means for
+  both, the difference B - A (B the run, A the baseline), its 95% percentile CI and a two-sided p-value,
+  by resampling the shared clips;
+* clip level: each numeric clips.parquet column (lse_c, lse_d, lse_c_local, ...), the same bootstrap;
+* set level: the per-frame quality indicators recomputed on the shared frames, the difference bootstrapped
+  over clips; what has no per-clip data in a run directory (FID, the pooled pixel statistics) is the
+  difference of summary.json's values with no CI ("summary values: no CI").
+
+Rows come per pose bin too ("all" and the bins that occur, by the baseline's labels). Direction, order
+and caps come from ``bench.metrics.specs``; a column the table does not know is still compared, with
+summary.json's higher_is_better when it has one. Metrics with no better direction (unc_mean) name no
+winner. Runs are refused unless every manifest says its results were written (status "scored" or
+"complete") and every run is on the baseline's data (manifest data hash; for `bench score` runs, the
+ground truth).
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.config import POSE_BINS
 from bench.errors import BenchError
+from bench.harness import compare_stats as cs
+from bench.harness.compare_stats import ALPHA, NON_METRICS
+from bench.harness.compare_text import format_comparison, format_comparisons
 from bench.harness.rundir import check_schema
 from bench.metrics import specs
-from bench.metrics.stats import paired_bootstrap
 
 log = logging.getLogger(__name__)
 
-ALPHA = 0.05
-NON_METRICS = frozenset({"clip_id", "frame", "pose_bin", "identity", "stratum", "yaw", "pitch", "roll"})
+__all__ = ["ALPHA", "NON_METRICS", "CompareError", "Comparison", "RunData", "compare", "compare_runs",
+           "floor_failures", "format_comparison", "format_comparisons", "load_run", "shared_samples",
+           "summary_values"]
+
+FLOOR_MODELS = ("copyref", "pasteref")  # baselines/copyref.py: the floors every generator must beat
+FLOOR_GROUPS = ("image quality", "lip sync")  # what a floor can be beaten on
+BINS = tuple(name for name, _, _ in POSE_BINS)
 
 
 class CompareError(BenchError, ValueError):
@@ -98,7 +117,7 @@ def _check_same_ground_truth(run_a: Path, manifest_a: dict, run_b: Path, manifes
 def _load(run: Path) -> tuple[pd.DataFrame, dict]:
     if not run.is_dir():
         raise CompareError(f"{run}: {'not a directory' if run.exists() else 'no such directory'}; "
-                           "bench compare takes two run directories")
+                           "bench compare takes run directories")
     frames_path, summary_path = run / "frames.parquet", run / "summary.json"
     for path in (frames_path, summary_path):
         if not path.is_file():
@@ -135,116 +154,306 @@ def _direction(name: str, *summaries: dict) -> bool | None:
     return None
 
 
-def _metric_columns(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
-    def numeric(df: pd.DataFrame) -> set[str]:
-        return {c for c in df.columns if c not in NON_METRICS and pd.api.types.is_numeric_dtype(df[c])
-                and not pd.api.types.is_bool_dtype(df[c])}
-    shared = numeric(a) & numeric(b)
-    return sorted(shared, key=specs.sort_key)
+@dataclass
+class RunData:
+    """One run directory, read and checked: what a comparison needs of it."""
+
+    path: Path
+    model: str
+    manifest: dict
+    summary: dict
+    frames: pd.DataFrame = field(repr=False)
+    clips: pd.DataFrame | None = field(default=None, repr=False)
+    label: str = ""  # the model name, made unique among the compared runs
+
+    @property
+    def is_floor(self) -> bool:
+        return self.model in FLOOR_MODELS
+
+    @property
+    def preset(self) -> str | None:
+        config = self.manifest.get("config")
+        return str(config["preset"]) if isinstance(config, dict) and config.get("preset") is not None else None
 
 
-def _keyed(frames: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def load_run(run: str | Path) -> RunData:
+    """Read a run directory for comparison (CompareError, one line naming the file, when it cannot be)."""
+    run = Path(run)
+    frames, summary = _load(run)
+    manifest = _read_manifest(run)
+    clips = None
+    if (run / "clips.parquet").is_file():
+        try:
+            clips = pd.read_parquet(run / "clips.parquet")
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise CompareError(f"{run / 'clips.parquet'}: unreadable parquet ({type(exc).__name__})") from exc
+        if "clip_id" not in clips.columns:
+            raise CompareError(f"{run / 'clips.parquet'}: lacks column clip_id")
+    model = str(summary.get("model") or manifest.get("model") or run.name)
+    return RunData(run, model, manifest, summary, frames, clips, model)
+
+
+def _label(runs: list[RunData]) -> None:
+    """Model names as labels; runs of the same model are told apart by their directory (then a number)."""
+    counts = pd.Series([r.model for r in runs]).value_counts()
+    for r in runs:
+        r.label = r.model if counts[r.model] == 1 else f"{r.model} ({r.path.name})"
+    seen: dict[str, int] = {}
+    for r in runs:
+        seen[r.label] = seen.get(r.label, 0) + 1
+        if seen[r.label] > 1:
+            r.label = f"{r.label} #{seen[r.label]}"
+
+
+def _keyed(frames: pd.DataFrame, columns: list[str], keys: list[str]) -> pd.DataFrame:
     out = frames[columns].copy()
     out["clip_id"] = out["clip_id"].astype(str)
-    out["frame"] = out["frame"].astype(np.int64)
-    return out.drop_duplicates(["clip_id", "frame"], keep="first")
+    if "frame" in keys:
+        out["frame"] = out["frame"].astype(np.int64)
+    if "pose_bin" in out.columns:
+        out["pose_bin"] = out["pose_bin"].astype(str)
+    return out.drop_duplicates(keys, keep="first")
 
 
-def _better(diff: float, higher: bool | None) -> str:
-    if higher is None or not math.isfinite(diff):
-        return ""
-    if diff == 0:
-        return "tie"
-    return "B" if (diff > 0) == higher else "A"
+def _merge(a: pd.DataFrame, b: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Rows both tables hold, ``<metric>_a`` / ``<metric>_b``; the pose bin is the baseline's (b's if a has none)."""
+    pose_a = "pose_bin" in a.columns
+    left = _keyed(a, keys + metrics + (["pose_bin"] if pose_a else []), keys)
+    right = _keyed(b, keys + metrics + (["pose_bin"] if not pose_a and "pose_bin" in b.columns else []), keys)
+    return left.merge(right, on=keys, suffixes=("_a", "_b"), validate="one_to_one")
+
+
+def _order(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty:
+        return df
+    rank = {b: i for i, b in enumerate(("all",) + BINS)}
+    keys = df["metric"].map(specs.sort_key).tolist()
+    df = df.assign(_m=[k[0] for k in keys], _n=[k[1] for k in keys],
+                   _p=df["pose_bin"].map(lambda b: rank.get(b, len(rank))))
+    return df.sort_values(["_m", "_n", "_p"], kind="stable").drop(columns=["_m", "_n", "_p"]).reset_index(drop=True)
+
+
+def compare_pair(base: RunData, run: RunData, resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One row per (metric, pose_bin) at every level: ``compare_stats.ROW_KEYS``; a = ``base``, b = ``run``.
+
+    ``df.attrs`` holds the frame counts (shared and per run) and the clips shared.
+    """
+    def direction(name: str) -> bool | None:
+        return _direction(name, base.summary, run.summary)
+
+    keys = ["clip_id", "frame"]
+    frame_metrics = sorted(cs.numeric_columns(base.frames) & cs.numeric_columns(run.frames), key=specs.sort_key)
+    merged = _merge(base.frames, run.frames, keys, frame_metrics)
+    if merged.empty:
+        raise CompareError(f"{base.path / 'frames.parquet'} and {run.path / 'frames.parquet'}: "
+                           "no (clip_id, frame) in common")
+    log.info("%s vs %s: %d frames in %d clips present in both runs (%d and %d frames)", run.label, base.label,
+             len(merged), merged["clip_id"].nunique(), len(base.frames), len(run.frames))
+    rows = cs.paired_rows(merged, frame_metrics, "frame", "per-clip means of frames", BINS, direction,
+                          resamples, seed)
+    done = set(frame_metrics)
+    if base.clips is not None and run.clips is not None:
+        clip_metrics = sorted((cs.numeric_columns(base.clips) & cs.numeric_columns(run.clips)) - done,
+                              key=specs.sort_key)
+        clips = _merge(base.clips, run.clips, ["clip_id"], clip_metrics)
+        if len(clips) and clip_metrics:
+            rows += cs.paired_rows(clips, clip_metrics, "clip", "clips", BINS, direction, resamples, seed)
+            done |= set(clip_metrics)
+    reported = set(base.summary.get("metrics") or {}) & set(run.summary.get("metrics") or {})
+    recomputable = [n for n, (needs, _) in cs.SET_FROM_FRAMES.items()
+                    if n in reported and n not in done and set(needs) <= set(frame_metrics)]
+    rows += cs.set_rows(merged, recomputable, BINS, resamples, seed)
+    done |= set(recomputable)
+    rows += cs.summary_rows(base.summary, run.summary, sorted(reported - done, key=specs.sort_key), BINS, direction)
+    df = _order(pd.DataFrame(rows, columns=list(cs.ROW_KEYS)))
+    df.attrs.update(n_frames_shared=int(len(merged)), n_clips_shared=int(merged["clip_id"].nunique()),
+                    n_frames_a=int(len(base.frames)), n_frames_b=int(len(run.frames)))
+    return df
+
+
+@dataclass
+class Comparison:
+    """N runs against a baseline: ``diffs`` has one row per (run, metric, pose_bin), columns ``run`` (the
+    label), ``model`` and ``compare_stats.ROW_KEYS`` (a = the baseline)."""
+
+    runs: list[RunData]
+    baseline: RunData
+    diffs: pd.DataFrame
+    resamples: int
+    seed: int
+
+    def pair(self, label: str) -> pd.DataFrame:
+        """The rows of one run against the baseline, with the attrs ``format_comparison`` prints."""
+        run = next(r for r in self.runs if r.label == label)
+        df = self.diffs[self.diffs["run"] == label].drop(columns=["run", "model"]).reset_index(drop=True)
+        df.attrs.update(self.diffs.attrs.get("pairs", {}).get(label, {}), run_a=str(self.baseline.path),
+                        run_b=str(run.path), model_a=self.baseline.label, model_b=run.label,
+                        resamples=self.resamples, alpha=ALPHA)
+        return df
+
+
+def _pick_baseline(runs: list[Path], baseline: str | Path | None) -> tuple[list[Path], Path]:
+    if baseline is None:
+        return runs, runs[0]
+    wanted = Path(baseline)
+    for run in runs:
+        if run == wanted or (run.exists() and wanted.exists() and run.resolve() == wanted.resolve()):
+            return runs, run
+    if wanted.exists() or len(wanted.parts) > 1:
+        return [wanted, *runs], wanted  # a run directory not in the list: compare against it too
+    raise CompareError(f"--baseline {baseline}: not one of the compared run directories")
+
+
+def compare(runs: list[str | Path], baseline: str | Path | None = None, resamples: int = 2000, seed: int = 0,
+            allow_different_data: bool = False) -> Comparison:
+    """Paired differences of every run against the baseline run (default: the first).
+
+    Every run must have finished writing its results and, unless ``allow_different_data``, be on the
+    baseline's data (CompareError otherwise). ``baseline``: one of ``runs`` (a path), or another run
+    directory, compared against as well.
+    """
+    if resamples < 1:
+        raise CompareError(f"--resamples must be at least 1, got {resamples}")
+    paths, base_path = _pick_baseline([Path(r) for r in runs], baseline)
+    if len(paths) < 2:
+        raise CompareError("bench compare needs at least two run directories")
+    loaded = [load_run(p) for p in paths]
+    _label(loaded)
+    base = loaded[paths.index(base_path)]
+    others = [r for r in loaded if r is not base]
+    for run in others:
+        if allow_different_data:
+            log.warning("comparing without checking that %s and %s are on the same data", base.path, run.path)
+        else:
+            _check_same_data(base.path, base.manifest, run.path, run.manifest)
+    frames, pairs = [], {}
+    for run in others:
+        df = compare_pair(base, run, resamples, seed)
+        pairs[run.label] = dict(df.attrs)
+        frames.append(df.assign(run=run.label, model=run.model))
+    diffs = pd.concat(frames, ignore_index=True)
+    diffs = diffs[["run", "model", *cs.ROW_KEYS]]
+    diffs.attrs.update(pairs=pairs, baseline=base.label, resamples=int(resamples), alpha=ALPHA)
+    return Comparison(loaded, base, diffs, resamples, seed)
 
 
 def compare_runs(run_a: Path, run_b: Path, resamples: int = 2000, seed: int = 0,
                  allow_different_data: bool = False) -> pd.DataFrame:
-    """One row per (metric, pose_bin): mean_a, mean_b, diff (B - A), ci_low, ci_high, p_value, better.
+    """Two runs: one row per (metric, pose_bin): mean_a, mean_b, diff (B - A), ci_low, ci_high, p_value,
+    better ("A", "B", "tie" or "" without a direction), significant, level and basis.
 
-    Both runs must have finished writing their results (manifest status "scored" or "complete") and,
-    unless ``allow_different_data``, be on the same data (CompareError otherwise).
     ``df.attrs`` holds the run paths, model names and frame counts (shared and per run).
     """
-    if resamples < 1:
-        raise CompareError(f"--resamples must be at least 1, got {resamples}")
-    run_a, run_b = Path(run_a), Path(run_b)
-    frames_a, summary_a = _load(run_a)
-    frames_b, summary_b = _load(run_b)
-    manifest_a, manifest_b = _read_manifest(run_a), _read_manifest(run_b)
-    if allow_different_data:
-        log.warning("comparing without checking that %s and %s are on the same data", run_a, run_b)
-    else:
-        _check_same_data(run_a, manifest_a, run_b, manifest_b)
-    metrics = _metric_columns(frames_a, frames_b)
-    pose_source = frames_a if "pose_bin" in frames_a.columns else frames_b
-    keys = ["clip_id", "frame"]
-    a = _keyed(frames_a, keys + metrics + (["pose_bin"] if pose_source is frames_a else []))
-    b = _keyed(frames_b, keys + metrics + (["pose_bin"] if pose_source is frames_b else []))
-    merged = a.merge(b, on=keys, suffixes=("_a", "_b"), validate="one_to_one")
-    if merged.empty:
-        raise CompareError(f"{run_a / 'frames.parquet'} and {run_b / 'frames.parquet'}: no (clip_id, frame) in common")
-    n_clips = merged["clip_id"].nunique()
-    log.info("comparing %d frames in %d clips present in both runs (A has %d frames, B %d)",
-             len(merged), n_clips, len(frames_a), len(frames_b))
-    groups = ["all"]
-    if "pose_bin" in merged.columns:
-        groups += [name for name, _, _ in POSE_BINS if (merged["pose_bin"] == name).any()]
+    result = compare([run_a, run_b], resamples=resamples, seed=seed, allow_different_data=allow_different_data)
+    return result.pair(result.runs[1].label)
+
+
+def floor_failures(runs: list[RunData]) -> dict[str, dict[str, str]]:
+    """{run label: {metric: the floor it does not beat}} from summary.json's overall values.
+
+    Floors: the compared copyref / pasteref runs and each run's own summary.json "floor" entry (copyref
+    on the same clips). A run "does not beat" a floor when its value is not strictly better. Only image
+    quality and lip sync count: a floor's uncertainty map is a constant placeholder, nothing to beat.
+    """
+    floors: list[tuple[str, dict]] = [(r.label, r.summary.get("metrics") or {}) for r in runs if r.is_floor]
+    out: dict[str, dict[str, str]] = {}
+    for run in runs:
+        if run.is_floor:
+            continue
+        own = run.summary.get("floor")
+        candidates = list(floors)
+        if isinstance(own, dict) and isinstance(own.get("metrics"), dict):
+            candidates.append((f"{own.get('model') or 'floor'} (this run's floor)", own["metrics"]))
+        for name in run.summary.get("metrics") or {}:
+            higher = _direction(name, run.summary)
+            value = cs._value(run.summary.get("metrics"), name)
+            row = specs.spec(name)
+            if row is None or row.group not in FLOOR_GROUPS or higher is None or not math.isfinite(value):
+                continue
+            for floor_label, metrics in candidates:
+                floor = cs._value(metrics, name)
+                if math.isfinite(floor) and not (value > floor if higher else value < floor):
+                    out.setdefault(run.label, {})[name] = floor_label
+                    break
+    return out
+
+
+def summary_values(runs: list[RunData]) -> pd.DataFrame:
+    """summary.json's values of every run, long: run, model, metric, pose_bin ("all" or a bin), value,
+    ci_low, ci_high, n, is_floor; in table order (nothing recomputed)."""
     rows = []
-    for name in metrics:
-        higher = _direction(name, summary_a, summary_b)
-        va = merged[f"{name}_a"].to_numpy(dtype=np.float64)
-        vb = merged[f"{name}_b"].to_numpy(dtype=np.float64)
-        row = specs.spec(name)
-        if row is not None and row.cap is not None:  # as summary.json: identical frames (PSNR inf) count as the cap
-            va, vb = np.minimum(va, row.cap), np.minimum(vb, row.cap)
-        for group in groups:
-            mask = np.ones(len(merged), bool) if group == "all" else (merged["pose_bin"] == group).to_numpy()
-            res = paired_bootstrap(va[mask], vb[mask], merged["clip_id"].to_numpy()[mask], resamples, seed)
-            better = _better(res.diff, higher)
-            rows.append({
-                "metric": name, "pose_bin": group, "higher_is_better": higher, "n_clips": res.n_clips,
-                "n_frames": res.n_frames, "mean_a": res.mean_a, "mean_b": res.mean_b, "diff": res.diff,
-                "ci_low": res.low, "ci_high": res.high, "p_value": res.p_value, "better": better,
-                "significant": bool(better in ("A", "B") and res.p_value < ALPHA),
-            })
-    df = pd.DataFrame(rows)
-    df.attrs.update(run_a=str(run_a), run_b=str(run_b), model_a=str(summary_a.get("model", run_a.name)),
-                    model_b=str(summary_b.get("model", run_b.name)), n_frames_shared=int(len(merged)),
-                    n_clips_shared=int(n_clips), n_frames_a=int(len(frames_a)), n_frames_b=int(len(frames_b)),
-                    resamples=int(resamples), alpha=ALPHA)
-    return df
+    for run in runs:
+        blocks = [("all", run.summary.get("metrics") or {})]
+        by_pose = run.summary.get("by_pose") or {}
+        blocks += [(b, by_pose[b]) for b in BINS if isinstance(by_pose.get(b), dict)]
+        for group, block in blocks:
+            for name, entry in block.items():
+                entry = entry if isinstance(entry, dict) else {"value": entry}
+                ci = entry.get("ci95") if isinstance(entry.get("ci95"), (list, tuple)) else (None, None)
+                rows.append({"run": run.label, "model": run.model, "metric": name, "pose_bin": group,
+                             "value": cs._value(block, name), "ci_low": _float(ci[0]), "ci_high": _float(ci[1]),
+                             "n": entry.get("n"), "is_floor": run.is_floor})
+    df = pd.DataFrame(rows, columns=["run", "model", "metric", "pose_bin", "value", "ci_low", "ci_high", "n",
+                                     "is_floor"])
+    return _order(df) if len(df) else df
 
 
-def _num(x: float) -> str:
-    if x is None or not math.isfinite(x):
-        return "—"
-    return f"{x:.4g}" if x != 0 else "0"
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
-def _p(x: float) -> str:
-    if x is None or not math.isfinite(x):
-        return "—"
-    return "<0.001" if x < 0.001 else f"{x:.3f}"
+def shared_samples(runs: list[RunData], limit: int = 3) -> list[dict[str, Any]]:
+    """The same frames from every run's samples.npz: up to ``limit`` (clip_id, frame) every run stored
+    (one per pose bin first), each {"clip_id", "frame", "yaw", "gt", "preds": {label: image or None}}.
 
+    A run without samples.npz (or without that frame) has None; with no frame shared by all, the frames
+    the most runs share are taken.
+    """
+    stored: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
+    for run in runs:
+        stored[run.label] = {}
+        path = run.path / "samples.npz"
+        if not path.is_file():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as exc:  # a damaged file costs that run its samples, not the report
+            log.warning("%s: unreadable (%s); its samples are left out", path, type(exc).__name__)
+            continue
+        for i in range(len(arrays.get("pred", []))):
+            h = int(arrays["height"][i]) if "height" in arrays else None
+            w = int(arrays["width"][i]) if "width" in arrays else None
+            key = (str(arrays["clip_id"][i]), int(arrays["frame"][i])) if "clip_id" in arrays else ("?", i)
+            stored[run.label][key] = {"pred": arrays["pred"][i][:h, :w],
+                                      "gt": arrays["gt"][i][:h, :w] if "gt" in arrays else None,
+                                      "yaw": float(arrays["yaw"][i]) if "yaw" in arrays else float("nan")}
+    counts: dict[tuple[str, int], int] = {}
+    for frames in stored.values():
+        for key in frames:
+            counts[key] = counts.get(key, 0) + 1
+    base_frames = stored.get(runs[0].label, {}) if runs else {}
+    # most shared first, then the baseline's order (bench.harness.samples stores them by pose bin)
+    order = {k: i for i, k in enumerate(base_frames)}
+    keys = sorted(counts, key=lambda k: (-counts[k], order.get(k, len(order)), k))
+    def yaw_of(key: tuple[str, int]) -> float:
+        return next((f[key]["yaw"] for f in stored.values() if key in f), float("nan"))
 
-def format_comparison(df: pd.DataFrame) -> str:
-    """A readable table: ↑/↓ the better direction, * a difference with p < 0.05."""
-    at = df.attrs
-    head = [f"A = {at.get('model_a', 'A')} ({at.get('run_a', '?')})   B = {at.get('model_b', 'B')} ({at.get('run_b', '?')})"]
-    if "n_frames_shared" in at:
-        head.append(f"{at['n_frames_shared']} frames in {at['n_clips_shared']} clips present in both runs "
-                    f"(A has {at['n_frames_a']} frames, B {at['n_frames_b']})")
-    table = [("metric", "pose", "A", "B", "B-A", "95% CI", "p", "better")]
-    for row in df.itertuples(index=False):
-        arrow = {True: "↑", False: "↓"}.get(row.higher_is_better, "·")
-        ci = f"[{_num(row.ci_low)}, {_num(row.ci_high)}]" if math.isfinite(row.ci_low) else "—"
-        better = (row.better or "—") + (" *" if row.significant else "")
-        table.append((f"{row.metric} {arrow}", row.pose_bin, _num(row.mean_a), _num(row.mean_b),
-                      _num(row.diff), ci, _p(row.p_value), better))
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 or i == 7 else cell.rjust(w) for i, (cell, w)
-                       in enumerate(zip(r, widths))).rstrip() for r in table]
-    foot = (f"↑ higher is better, ↓ lower is better, · no better direction; * p < {at.get('alpha', ALPHA)} "
-            f"(paired clip bootstrap, {at.get('resamples', '?')} resamples); A, B and B-A are means of per-clip means")
-    return "\n".join(head + [""] + lines + ["", foot])
+    def bin_of(yaw: float) -> str:
+        return next((name for name, low, high in POSE_BINS if low <= abs(yaw) < high), "unknown")
+
+    # one frame per pose bin first (by |yaw|), then the rest in order
+    firsts = list({bin_of(yaw_of(k)): k for k in reversed(keys)}.values())[::-1]
+    firsts = sorted(firsts, key=keys.index)
+    picked = (firsts + [k for k in keys if k not in firsts])[:limit]
+    chosen = [(k, yaw_of(k)) for k in picked]
+    out = []
+    for (clip_id, frame), yaw in chosen:
+        gt = next((f[(clip_id, frame)]["gt"] for f in stored.values() if (clip_id, frame) in f), None)
+        out.append({"clip_id": clip_id, "frame": frame, "yaw": yaw, "gt": gt,
+                    "preds": {label: f[(clip_id, frame)]["pred"] if (clip_id, frame) in f else None
+                              for label, f in stored.items()}})
+    return out

@@ -176,3 +176,99 @@ def paired_bootstrap(values_a: np.ndarray, values_b: np.ndarray, clip_ids: np.nd
     tail = min(np.count_nonzero(boot <= 0), np.count_nonzero(boot >= 0)) / resamples
     p_value = float(min(1.0, max(2.0 * tail, 1.0 / (resamples + 1))))
     return PairedResult(float(mean_a.mean()), float(mean_b.mean()), diff, low, high, p_value, n_clips, int(a.size))
+
+
+# ------------------------------------------------------------------ experiments: pooled over seeds, many claims
+@dataclass(frozen=True)
+class PooledResult:
+    """A difference pooled over seeds: the mean over seeds of each seed's estimate."""
+
+    diff: float
+    low: float
+    high: float
+    p_value: float
+    per_seed: tuple[float, ...]
+    method: str  # how the interval was made (clip bootstrap within seed, or over seeds)
+
+    @property
+    def ci(self) -> list[float] | None:
+        return None if not np.isfinite([self.low, self.high]).all() else [self.low, self.high]
+
+
+def _two_sided(boot: np.ndarray) -> float:
+    """2 min(P(d* <= 0), P(d* >= 0)) within [1/(R+1), 1] (as ``paired_bootstrap``)."""
+    boot = boot[np.isfinite(boot)]
+    if boot.size == 0:
+        return float("nan")
+    tail = min(np.count_nonzero(boot <= 0), np.count_nonzero(boot >= 0)) / boot.size
+    return float(min(1.0, max(2.0 * tail, 1.0 / (boot.size + 1))))
+
+
+def seed_pooled_bootstrap(per_seed: list[tuple[np.ndarray, ...]], statistic: Callable[..., np.ndarray],
+                          resamples: int = 2000, seed: int = 0, level: float = 0.95) -> PooledResult:
+    """Clip bootstrap within each seed, pooled over seeds by the mean.
+
+    ``per_seed[s]`` holds seed s's per-clip arrays (the per-clip differences B - A of a paired comparison,
+    or the per-clip means of two pose bins). ``statistic(*weights, *arrays)`` takes one R x C matrix of
+    clip multiplicities per array and returns R statistics (``paired_clip_mean``, ``unpaired_bin_means``).
+    Replicate r of the pooled statistic is the mean over seeds of replicate r of each seed (clips are
+    resampled in every seed independently; the seeds themselves are fixed: with 3 seeds a resample of
+    seeds would be mostly repeats). The percentile CI and two-sided p-value come from the replicates.
+    """
+    rng_seed = np.random.SeedSequence(seed)
+    estimates, replicates = [], []
+    for arrays, child in zip(per_seed, rng_seed.spawn(len(per_seed))):
+        arrays = tuple(np.asarray(a, dtype=np.float64) for a in arrays)
+        estimates.append(float(statistic(*[np.ones((1, a.size)) for a in arrays], *arrays)[0]))
+        weights = [clip_weights(a.size, resamples, int(child.generate_state(1)[0]) + i) for i, a in enumerate(arrays)]
+        replicates.append(statistic(*weights, *arrays))
+    diff = float(np.mean(estimates)) if estimates else float("nan")
+    if not replicates:
+        return PooledResult(diff, float("nan"), float("nan"), float("nan"), tuple(estimates), "no data")
+    boot = np.mean(np.stack(replicates), axis=0)
+    low, high = _percentiles(boot, level)
+    return PooledResult(diff, low, high, _two_sided(boot), tuple(estimates),
+                        f"clip bootstrap within each of {len(per_seed)} seed(s), replicates averaged over seeds")
+
+
+def paired_clip_mean(weights: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Mean of per-clip differences under clip multiplicities (R x C): the paired statistic."""
+    return weights @ d / np.maximum(weights.sum(axis=1), 1.0)
+
+
+def unpaired_bin_means(weights_a: np.ndarray, weights_b: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """mean(b) - mean(a) of two independent sets of per-clip values (e.g. extreme vs frontal clips)."""
+    return (weights_b @ b / np.maximum(weights_b.sum(axis=1), 1.0)
+            - weights_a @ a / np.maximum(weights_a.sum(axis=1), 1.0))
+
+
+def over_seeds(values: np.ndarray, level: float = 0.95) -> PooledResult:
+    """For a statistic with no per-clip values (FID, pooled correlations, failure AUROC): the per-seed values
+    of a difference, a Student-t interval over seeds and its two-sided p-value (NaN with fewer than 2 seeds)."""
+    from scipy import stats as st
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    mean = float(v.mean()) if v.size else float("nan")
+    if v.size < 2:
+        return PooledResult(mean, float("nan"), float("nan"), float("nan"), tuple(v), "one seed: no interval")
+    sem = float(v.std(ddof=1) / np.sqrt(v.size))
+    if sem == 0:
+        p = 0.0 if mean != 0 else 1.0
+        return PooledResult(mean, mean, mean, p, tuple(v), f"t over {v.size} seeds (no spread)")
+    t = st.t.ppf(0.5 + level / 2, v.size - 1)
+    p = float(2 * st.t.sf(abs(mean) / sem, v.size - 1))
+    return PooledResult(mean, mean - t * sem, mean + t * sem, p, tuple(v), f"t over {v.size} seeds")
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error over the claims of one experiment); NaN stays NaN."""
+    p = np.asarray(p_values, dtype=np.float64)
+    finite = np.flatnonzero(np.isfinite(p))
+    adjusted = np.full(p.shape, np.nan)
+    m = finite.size
+    running = 0.0
+    for rank, index in enumerate(finite[np.argsort(p[finite], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted.tolist()

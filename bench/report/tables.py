@@ -194,3 +194,123 @@ def kv_table(rows: Iterable[tuple[str, str | None]]) -> str:
     """Two-column key/value table (values are HTML); rows whose value is None are left out."""
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows if v is not None)
     return f'<table class="tb-kv">{body}</table>'
+
+
+# ---- comparison
+# Tables of `bench compare --report` (bench/report/notebooks/compare.ipynb): inputs are
+# bench.harness.compare's long frames (summary_values, Comparison.diffs) and floor_failures; every
+# run label and metric name is escaped here.
+
+LEVEL_TAG = {"clip": "clip", "set": "set", "pooled": "pooled"}  # frame level carries no tag
+
+
+def _level_tag(level: Any) -> str:
+    tag = LEVEL_TAG.get(str(level))
+    return f' <span class="tb-level">{tag}</span>' if tag else ""
+
+
+def runs_table(values: Any, runs: Sequence[str], floors: Sequence[str] = (), baseline: str | None = None,
+               failures: Mapping[str, Mapping[str, str]] | None = None) -> str:
+    """Every metric (rows, grouped as specs groups them) of every run (columns), from summary.json.
+
+    ``values``: bench.harness.compare.summary_values (its "all" rows are used). The best value of each
+    row is bold with ★ (by the metric's direction; ties all marked); ``failures`` (floor_failures) puts
+    a ▼ mark and a tint on a run's value that does not beat a floor, with the floor in the tooltip.
+    ``floors`` label the floor runs' columns.
+    """
+    failures = failures or {}
+    overall = values[values["pose_bin"] == "all"]
+    table = {(r.run, r.metric): r for r in overall.itertuples(index=False)}
+    groups = []
+    for group, names in grouped(overall["metric"].unique()):
+        rows = []
+        for name in names:
+            hib = direction(name)
+            vals = {run: num(table[(run, name)].value) if (run, name) in table else float("nan") for run in runs}
+            finite = [v for v in vals.values() if math.isfinite(v)]
+            best = (max(finite) if hib else min(finite)) if finite and hib in (True, False) and len(finite) > 1 \
+                else None
+            ref = max((abs(v) for v in finite), default=float("nan"))
+            cells = [_metric_cell(name) + _level_tag(specs.spec(name).level if specs.spec(name) else "")]
+            for run in runs:
+                v = vals[run]
+                if not math.isfinite(v):
+                    cells.append(_MUTED_NA if (run, name) in table else '<span class="tb-muted">—</span>')
+                    continue
+                text = fmt(v, ref)
+                if best is not None and v == best:
+                    text = f'<span class="tb-best" title="best of the compared runs">{text} ★</span>'
+                floor = failures.get(run, {}).get(name)
+                if floor:
+                    text = (f'<span class="tb-floor" title="does not beat the {html.escape(floor)} floor">'
+                            f'{text} ▼</span>')
+                entry = table[(run, name)]
+                ci = fmt_ci([entry.ci_low, entry.ci_high], ref)
+                cells.append(text + (f'<br><span class="tb-ci">{ci}</span>' if ci != "—" else ""))
+            rows.append(cells)
+        groups.append((group, rows))
+    header = ["metric"] + [html.escape(r) + ('<br><span class="tb-n">baseline</span>' if r == baseline else
+                                            '<br><span class="tb-n">floor</span>' if r in floors else "")
+                           for r in runs]
+    caption = ("All runs · summary.json values with 95% CI · ↑ higher is better, ↓ lower is better · "
+               "★ best of the compared runs · ▼ does not beat a floor (copyref / pasteref)")
+    return _table(caption, header, groups, "tb-runs")
+
+
+def _diff_cell(row: Any) -> str:
+    """Δ with its CI and p below; green / red when significantly better / worse than the baseline."""
+    diff = num(row.diff)
+    if not math.isfinite(diff):
+        return _MUTED_NA
+    ref = max(abs(num(row.ci_low)), abs(num(row.ci_high)), abs(diff)) if math.isfinite(num(row.ci_low)) else diff
+    cls = ("tb-better" if row.better == "B" else "tb-worse" if row.better == "A" else "") if row.significant else ""
+    text = f'<span class="{cls}">{"+" if diff > 0 else ""}{fmt(diff, ref)}</span>'
+    if math.isfinite(num(row.ci_low)):
+        p = num(row.p_value)
+        ptext = "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if math.isfinite(p) else ""
+        return text + f'<br><span class="tb-ci">{fmt_ci([row.ci_low, row.ci_high], ref)} · {ptext}</span>'
+    if "no CI" in str(row.basis):
+        return text + '<br><span class="tb-noci" title="difference of summary.json values: the run directory keeps '\
+                      'no per-clip data for this metric">no CI</span>'
+    return text + '<br><span class="tb-ci">one clip: no CI</span>'
+
+
+def diffs_table(diffs: Any, runs: Sequence[str], baseline: str, pose_bin: str = "all") -> str:
+    """Paired differences run − baseline (columns: the other runs; rows: metrics, grouped by specs) for one
+    pose bin, from bench.harness.compare's ``Comparison.diffs``; each cell Δ, 95% CI and p-value."""
+    sub = diffs[diffs["pose_bin"] == pose_bin]
+    others = [r for r in runs if r != baseline and (sub["run"] == r).any()]
+    cell = {(r.run, r.metric): r for r in sub.itertuples(index=False)}
+    levels = {r.metric: r.level for r in sub.itertuples(index=False)}
+    groups = []
+    for group, names in grouped(sub["metric"].unique()):
+        rows = []
+        for name in names:
+            base = next((cell[(r, name)].mean_a for r in others if (r, name) in cell), float("nan"))
+            cells = [_metric_cell(name) + _level_tag(levels.get(name)), fmt(base)]
+            cells += [_diff_cell(cell[(r, name)]) if (r, name) in cell else '<span class="tb-muted">—</span>'
+                      for r in others]
+            rows.append(cells)
+        groups.append((group, rows))
+    header = ["metric", f"{html.escape(baseline)}<br><span class=\"tb-n\">baseline</span>"]
+    header += [f"{html.escape(r)} − baseline" for r in others]
+    caption = (f"Paired differences vs {html.escape(baseline)} · pose bin: {html.escape(pose_bin)} · Δ with 95% CI "
+               "and p-value (paired clip bootstrap over the clips both runs scored) · "
+               '<span class="tb-better">green</span> / <span class="tb-worse">red</span>: significantly better / '
+               "worse than the baseline (p < 0.05)")
+    return _table(caption, header, groups, "tb-diffs")
+
+
+def runs_provenance(runs: Sequence[Any], baseline: Any) -> str:
+    """One row per run (bench.harness.compare.RunData): label, model, status, preset, data, directory."""
+    head = "".join(f"<th>{h}</th>" for h in ("run", "model", "status", "preset", "data", "frames", "directory"))
+    body = []
+    for run in runs:
+        data = run.manifest.get("data") if isinstance(run.manifest.get("data"), dict) else {}
+        role = " (baseline)" if run is baseline else " (floor)" if run.is_floor else ""
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
+            f"<b>{html.escape(run.label)}</b>{role}", html.escape(run.model),
+            html.escape(str(run.manifest.get("status", "—"))), html.escape(str(run.preset or "—")),
+            f'{html.escape(str(data.get("source", "—")))} {short(data.get("hash") or data.get("gt_hash"))}',
+            fmt_count(len(run.frames)), f"<code>{html.escape(str(run.path))}</code>")) + "</tr>")
+    return f'<table class="tb-table tb-prov"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

@@ -1,0 +1,153 @@
+"""`bench experiment`: declared experiments load, the claims engine reads runs right, a grid resumes."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.harness import experiment as exp
+from bench.harness.claims import evaluate_claims
+from bench.harness.experiment import Cell, ExperimentError, list_experiments, load_experiment
+
+
+def test_every_declared_experiment_loads_and_names_real_runs_and_metrics():
+    names = list_experiments()
+    assert {"ablation", "plugin", "wildpose", "bins"} <= set(names)
+    for name in names:
+        experiment = load_experiment(name)  # _check: labels, kinds, metrics in the table, thresholds
+        assert experiment.runs and experiment.claims and experiment.description
+    ablation = load_experiment("ablation")
+    assert [r.net["uncertainty"] for r in ablation.runs] == ["none", "lun1", "joint"]
+
+
+def _declare(tmp_path: Path, monkeypatch, text: str, name: str = "toy") -> None:
+    (tmp_path / "decl").mkdir(exist_ok=True)
+    (tmp_path / "decl" / f"{name}.toml").write_text(text)
+    monkeypatch.setattr(exp, "EXPERIMENT_DIR", tmp_path / "decl")
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[[runs]]\nlabel="a"\nmodel="copyref"\n[[claims]]\ntext="t"\nkind="pair"\nbetter="a"\nthan="b"\nmetrics=["psnr"]',
+     "names no run 'b'"),
+    ('[[runs]]\nlabel="a"\nmodel="copyref"\n[[claims]]\ntext="t"\nkind="bins"\nrun="a"\nmetrics=["psnrr"]',
+     "unknown metric 'psnrr'"),
+    ('[[runs]]\nlabel="a"\nmodel="copyref"\n[[claims]]\ntext="t"\nkind="threshold"\nrun="a"\nmetrics=["aurg"]',
+     "no threshold for 'aurg'"),
+    ('[[runs]]\nlabel="a"\nmodel="copyref"\n', "not a valid experiment"),
+])
+def test_a_broken_declaration_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys, body, message):
+    _declare(tmp_path, monkeypatch, body)
+    assert main(["experiment", "toy", "--preset", "smoke", "--seeds", "2", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and "toy.toml" in err
+
+
+def test_one_seed_is_refused(tmp_path, capsys):
+    assert main(["experiment", "ablation", "--seeds", "1", "--out", str(tmp_path / "o")]) == 2
+    assert "never comes from a single seed" in capsys.readouterr().err
+
+
+def _fake_run(run_dir: Path, psnr_shift: float, seed: int) -> Path:
+    """frames.parquet with 6 clips x 5 frames in two pose bins; psnr = base + shift; summary with fid."""
+    rng = np.random.default_rng(100 + seed)  # both sides of a pair share the seed's base values
+    clips = np.repeat([f"c{i}" for i in range(6)], 5)
+    base = 30 + rng.normal(0, 1, clips.size)
+    frames = pd.DataFrame({"clip_id": clips, "pose_bin": np.where(np.arange(clips.size) < 15, "frontal", "extreme"),
+                           "psnr": base + psnr_shift + rng.normal(0, 0.05, clips.size),
+                           "err_mean": np.where(np.arange(clips.size) < 15, 0.02, 0.05) + rng.normal(0, 0.002, clips.size)})
+    run_dir.mkdir(parents=True)
+    frames.to_parquet(run_dir / "frames.parquet")
+    summary = {"metrics": {"psnr": {"value": float(frames.psnr.mean())}, "fid": {"value": 10.0 - psnr_shift + seed}},
+               "by_pose": {}}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def test_claims_read_paired_clips_bins_and_seed_level_values(tmp_path, monkeypatch):
+    _declare(tmp_path, monkeypatch, """
+description = "toy"
+[[runs]]
+label = "a"
+model = "copyref"
+[[runs]]
+label = "b"
+model = "copyref"
+[[claims]]
+text = "b beats a"
+kind = "pair"
+better = "b"
+than = "a"
+metrics = ["psnr", "fid"]
+[[claims]]
+text = "a beats b"
+kind = "pair"
+better = "a"
+than = "b"
+metrics = ["psnr"]
+[[claims]]
+text = "error rises at extreme poses in a"
+kind = "bins"
+run = "a"
+higher = "extreme"
+than = "frontal"
+metrics = ["err_mean"]
+""")
+    experiment = load_experiment("toy")
+    cells = [Cell(label, seed, None, _fake_run(tmp_path / f"{label}{seed}", 1.0 if label == "b" else 0.0, seed), "k")
+             for seed in range(3) for label in ("a", "b")]
+    result = evaluate_claims(experiment, cells)
+    tests = {(t["claim"], t["metric"]): t for t in result["tests"]}
+    psnr = tests[("b beats a", "psnr")]
+    assert psnr["effect"] == pytest.approx(1.0, abs=0.05) and psnr["verdict"] == "supported"
+    assert psnr["ci95"][0] > 0.9 and len(psnr["per_seed"]) == 3 and "clip bootstrap" in psnr["method"]
+    fid = tests[("b beats a", "fid")]  # no per-clip values: per-seed differences, oriented (lower fid is better)
+    assert fid["effect"] == pytest.approx(1.0) and fid["method"].startswith("t over 3 seeds")
+    assert tests[("a beats b", "psnr")]["verdict"] == "contradicted"
+    bins = tests[("error rises at extreme poses in a", "err_mean")]
+    assert bins["effect"] == pytest.approx(0.03, abs=0.005) and bins["verdict"] == "supported"
+    assert [c["verdict"] for c in result["claims"]] == ["supported", "contradicted", "supported"]
+    p = [t["p_value"] for t in result["tests"]]
+    assert all(h >= raw for h, raw in zip([t["p_holm"] for t in result["tests"]], p))
+
+
+def test_a_toy_grid_runs_then_resumes_without_redoing_finished_runs(tmp_path, monkeypatch, capsys, provisioned):
+    """copyref and pasteref need no training: the grid is two runs x two seeds of evaluation only."""
+    _declare(tmp_path, monkeypatch, """
+description = "the paste floor against the copy floor"
+[[runs]]
+label = "copy"
+model = "copyref"
+[[runs]]
+label = "paste"
+model = "pasteref"
+[[claims]]
+text = "pasting the reference's lower half beats copying it"
+kind = "pair"
+better = "paste"
+than = "copy"
+metrics = ["psnr", "ssim"]
+""")
+    monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "toy"
+    argv = ["experiment", "toy", "--preset", "smoke", "--seeds", "2", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "experiment.json").read_text())
+    assert [r["status"] for r in result["runs"]] == ["ran"] * 4
+    assert {t["metric"] for t in result["tests"]} == {"psnr", "ssim"}
+    assert all(t["effect"] is not None and len(t["per_seed"]) == 2 for t in result["tests"])
+    assert "pasting the reference's lower half beats copying it" in printed and (out / "claims.md").is_file()
+
+    manifests = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/manifest.json")}
+    (out / "runs" / "paste-seed1" / "experiment-cell.json").unlink()  # as if killed before it was recorded
+    assert main(argv) == 0
+    result = json.loads((out / "experiment.json").read_text())
+    assert [r["status"] for r in result["runs"]] == ["reused", "reused", "reused", "ran"]
+    for path, mtime in manifests.items():
+        if "paste-seed1" not in str(path):
+            assert path.stat().st_mtime_ns == mtime  # finished runs are never redone
