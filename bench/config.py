@@ -30,6 +30,7 @@ class SynthConfig:
     identities: int = 6
     train_clips: int = 18
     test_clips_per_stratum: int = 3
+    val_clips_per_stratum: int = 1  # held-out clips (after train and test) for fitting recalibration maps
     sample_rate: int = SAMPLE_RATE
     max_train_yaw: float = 75.0  # train frames' |yaw| stays below this
     sway_deg: float = 3.0  # bound on the per-frame head motion around the base pose
@@ -40,7 +41,8 @@ class SynthConfig:
             raise ValueError("sway_deg must be in [0, 3] so test frames stay inside their strata")
         if self.size < 16 or self.identities < 1 or self.supersample < 1:
             raise ValueError("size >= 16, identities >= 1 and supersample >= 1 are required")
-        if self.fps <= 0 or self.seconds <= 0 or self.train_clips < 0 or self.test_clips_per_stratum < 0:
+        if self.fps <= 0 or self.seconds <= 0 or self.train_clips < 0 or self.test_clips_per_stratum < 0 \
+                or self.val_clips_per_stratum < 0:
             raise ValueError("fps and seconds must be positive, clip counts non-negative")
 
     @property
@@ -152,7 +154,7 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
         return replace(
             base,
             data=DataConfig(synth=SynthConfig(size=256, seconds=4.0, identities=24, train_clips=600,
-                                              test_clips_per_stratum=40)),
+                                              test_clips_per_stratum=40, val_clips_per_stratum=10)),
             net=ModelConfig(image_size=256, n_refs=5, channels=64, perceptual_weight=10.0, gan_weight=1.0,
                             sync_weight=0.1),
             train=TrainConfig(steps=200_000, batch_size=24, lr=1e-4),

@@ -54,6 +54,18 @@ def test_same_config_gives_identical_bytes_whatever_the_workers(small, tmp_path)
     assert _files(other.root)["train_000.npz"] != first["train_000.npz"]
 
 
+def test_val_clips_leave_every_train_and_test_clip_byte_identical(small, tmp_path):
+    """Val clips are planned after train and test: adding them changed no other clip (seed streams, bytes)."""
+    without = generate_dataset(replace(SMALL, val_clips_per_stratum=0), tmp_path / "noval", workers=1, progress=False)
+    theirs, ours = _files(without.root), _files(small.root)
+    clips = sorted(name for name in theirs if name.endswith(".npz"))
+    assert len(clips) == 6 and all(theirs[name] == ours[name] for name in clips)
+    assert sorted(set(ours) - set(theirs)) == ["val_extreme_000.npz", "val_frontal_000.npz", "val_moderate_000.npz"]
+    assert [entry["id"] for entry in small.split("val")] == ["val_extreme_000", "val_frontal_000", "val_moderate_000"]
+    assert not without.split("val") and without.content_hash != small.content_hash
+    assert config_hash(replace(SMALL, val_clips_per_stratum=0)) != config_hash(SMALL)
+
+
 def test_meta_and_labels_follow_the_clip_format(clips):
     for clip in clips.values():
         for key in ("clip_id", "identity", "split", "stratum", "source", "landmark_names", "viseme_names"):
@@ -95,11 +107,11 @@ def test_bilabials_and_pauses_close_the_mouth_open_vowels_open_it():
 
 
 def test_every_test_frame_lies_in_its_stratum(clips):
-    tests = [c for c in clips.values() if c.split == "test"]
-    assert {c.meta["stratum"] for c in tests} == {"frontal", "moderate", "extreme"}
+    for split in ("test", "val"):
+        assert {c.meta["stratum"] for c in clips.values() if c.split == split} == {"frontal", "moderate", "extreme"}
     for clip in clips.values():
         low, high = BOUNDS[clip.meta["stratum"]]
-        if clip.split == "test":
+        if clip.split in ("test", "val"):
             assert np.all((np.abs(clip.yaw) >= low) & (np.abs(clip.yaw) < high)), clip.clip_id
         else:
             assert low <= abs(clip.meta["base_yaw"]) < high
@@ -111,13 +123,16 @@ def test_default_plan_covers_yaw_and_cycles_identities():
     plans = plan_clips(SynthConfig())
     train = [p for p in plans if p.split == "train"]
     test = [p for p in plans if p.split == "test"]
-    assert len(train) == 18 and len(test) == 9
+    val = [p for p in plans if p.split == "val"]
+    assert len(train) == 18 and len(test) == 9 and len(val) == 3
+    assert [p.index for p in plans] == list(range(30)) and plans[-3:] == val  # val last: nothing else moved
+    assert [p.stratum for p in val] == ["frontal", "moderate", "extreme"]
     magnitudes = np.sort([abs(p.base_yaw) for p in train])
     assert magnitudes[0] < 5 and magnitudes[-1] > 65 and magnitudes[-1] <= 72
     assert np.histogram(magnitudes, bins=3, range=(0, 72))[0].min() >= 5  # roughly uniform
     assert {p.stratum for p in train} == {"frontal", "moderate", "extreme"}
     ranges = {name: (low, high) for name, low, high in TEST_BASE_YAW}
-    assert all(ranges[p.stratum][0] <= abs(p.base_yaw) <= ranges[p.stratum][1] for p in test)
+    assert all(ranges[p.stratum][0] <= abs(p.base_yaw) <= ranges[p.stratum][1] for p in test + val)
     assert [p.identity for p in train[:7]] == [0, 1, 2, 3, 4, 5, 0]
     by_stratum = {name: sorted(p.identity for p in test if p.stratum == name) for name, _, _ in TEST_BASE_YAW}
     assert all(ids == [0, 1, 2] for ids in by_stratum.values())  # pose bins not confounded with identity
@@ -196,7 +211,8 @@ def test_ensure_dataset_reuses_the_cache(tmp_path):
 
 
 def test_interrupted_generation_is_not_taken_for_a_dataset(tmp_path):
-    config = SynthConfig(seed=5, size=32, seconds=0.2, identities=2, train_clips=1, test_clips_per_stratum=1)
+    config = SynthConfig(seed=5, size=32, seconds=0.2, identities=2, train_clips=1, test_clips_per_stratum=1,
+                         val_clips_per_stratum=0)
     target = dataset_path(config, tmp_path)
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -56,6 +56,7 @@ from bench.harness.external_inputs import (Pair, ScoreError, audio_records, batc
                                 inputs_hash, is_batch_dir)
 from bench.harness.scorer_state import export_state, merge_state
 from bench.harness.scorer import EvalResult, FrameScorer, summarise
+from bench.harness.recalibrate import add_recalibration
 
 __all__ = ["Pair", "ScoreError", "check_pair", "inputs_hash", "resample_frames", "score", "score_batch",
            "score_clip", "score_metric", "score_pairs"]
@@ -283,7 +284,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
     try:
         started = time.perf_counter()
         result = score_pairs(pairs, config, networks, device, progress, audio, manifest["sync"], run_dir)
-        summary = summarise(result, MODEL_NAME, config, seed)
+        summary = add_recalibration(summarise(result, MODEL_NAME, config, seed), result)  # cross-fitted: no val split
         timings["score_s"] = time.perf_counter() - started
         finish_run(run_dir, manifest, result, summary, timings, report)
     except BaseException as error:

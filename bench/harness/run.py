@@ -1,4 +1,9 @@
-"""`bench run`: data -> checkpoint (trained and cached when missing) -> evaluation -> run directory -> report."""
+"""`bench run`: data -> checkpoint (trained and cached when missing) -> evaluation -> run directory -> report.
+
+A dataset with a val split (the synthetic data has one) is evaluated there too, by the same model and
+scorer but without the metric networks: its pixels only fit the recalibration maps
+(``bench.harness.recalibrate``); no reported metric comes from it.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -19,6 +24,7 @@ from bench.config import RunConfig
 from bench.files import file_sha256, stable_hash
 from bench.errors import BenchError
 from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summarise
+from bench.harness.recalibrate import add_recalibration
 from bench.data.frames import ClipTensors
 from bench.harness.sync_eval import sync_networks
 from bench.models import build_model, model_class
@@ -105,6 +111,7 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
         started = time.perf_counter()
         dataset = load_data(config, progress)
         test_clips = prepare_split(dataset, "test", config.net.image_size, progress)
+        has_val = bool(dataset.split("val"))
         timings["data_s"] = time.perf_counter() - started
         manifest["data"] = {"source": config.data.source, "hash": dataset.content_hash, "root": str(dataset.root)}
 
@@ -146,6 +153,11 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
             floor_summary = summarise(evaluate_split(floor_model, test_clips, config, device, progress, cheap),
                                       "copyref", config.eval, config.seed)
             summary["floor"] = {"model": "copyref", "metrics": floor_summary["metrics"]}
+        val_result = None
+        if result.has_uncertainty and has_val:  # only its pixels are needed: no metric networks
+            val_clips = prepare_split(dataset, "val", config.net.image_size, progress)
+            val_result = evaluate_split(model, val_clips, config, device, progress, {})
+        add_recalibration(summary, result, val_result)
         timings["eval_s"] = time.perf_counter() - started
     except BaseException as error:
         mark_failed(run_dir, manifest, error)

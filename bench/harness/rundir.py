@@ -9,9 +9,16 @@
                   A failed report never fails the run: the results stand, `bench report RUN_DIR`
                   renders it again.
   frames.parquet  one row per (clip, frame): ids, pose labels, pose bin, per-frame metrics
-  summary.json    {"model", "metrics": {name: {value, ci95, higher_is_better, n}}, "by_pose": {...}}
+  summary.json    {"model", "metrics": {name: {value, ci95, higher_is_better, n}}, "by_pose": {...}}, and with an
+                  uncertainty map "recalibration" (``bench.harness.recalibrate``: maps of u fitted on the val split,
+                  or cross-fitted over the test clips, and their scores on the test pixels)
   curves.npz      sparsification curves: fraction, model_<group>, oracle_<group>
   samples.npz     a few frames per pose bin: gt, pred, error, uncertainty, clip_id, frame, yaw
+  calibration.npz only with an uncertainty map: the test pixel subsample the pooled and recalibration statistics
+                  use, ``u``, ``e`` (float32) and ``frame`` (each pixel's row in frames.parquet)
+  worst.npz       the 4 frames with the largest err_mean, then the 4 with the largest unc_mean (with a map):
+                  gt, pred, error, uncertainty, clip_id, frame, yaw, by ("error" | "uncertainty"), value (that
+                  err_mean / unc_mean), row (in frames.parquet), padded like samples.npz (height, width)
   report.html     the rendered notebook (absent when the report failed or was skipped)
   report_error.log  only after a failed report: the error and the notebook's traceback
 """
@@ -161,6 +168,12 @@ def finish_run(run_dir: Path, manifest: dict[str, Any], result: Any, summary: di
         np.savez(run_dir / "curves.npz", fraction=result.fractions, **result.curves)
         if result.samples:
             np.savez(run_dir / "samples.npz", **result.samples)
+        if result.has_uncertainty and result.subsample is not None:
+            u, e, row = result.subsample
+            np.savez(run_dir / "calibration.npz", u=np.asarray(u, np.float32), e=np.asarray(e, np.float32),
+                     frame=np.asarray(row, np.int64))
+        if result.worst:
+            np.savez(run_dir / "worst.npz", **result.worst)
         write_json(run_dir / "summary.json", summary)
         manifest.update(status="scored", timings=timings)  # results written; the report is the last step
         write_json(run_dir / "manifest.json", manifest)

@@ -4,7 +4,9 @@
 B x 3 x H x W), optionally the predicted scale u (B x H x W) and the region of generated pixels
 (H x W bool), plus one metadata dict per frame. It keeps per-frame rows, a few per-frame arrays
 (coverage counts, a fixed pixel subsample) and sparsification curve sums per pose group: memory is
-small per frame and independent of the image size. ``summarise`` turns the result into summary.json.
+small per frame and independent of the image size. Whole frames are kept only as sample candidates
+(bounded pools per pose bin) and as the worst frames by error and by uncertainty (small heaps).
+``summarise`` turns the result into summary.json.
 
 Image metrics use the full frame. Calibration metrics use the region's pixels (see evaluate.py).
 """
@@ -24,7 +26,7 @@ from bench.metrics import specs
 from bench.config import POSE_BINS, EvalConfig, pose_bin, pose_bins
 from bench.metrics.fid import FIDAccumulator, inception_features
 from bench.metrics.lpips import lpips_distance
-from bench.harness.samples import select_samples, wanted
+from bench.harness.samples import WORST_BY, WorstFrames, select_samples, wanted
 from bench.metrics.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
 
 
@@ -52,6 +54,7 @@ class EvalResult:
     region_pixels: np.ndarray | None = None  # frames: pixels scored for calibration
     subsample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (u, e, frame row) pixel subsample
     samples: dict[str, np.ndarray] = field(default_factory=dict)
+    worst: dict[str, np.ndarray] = field(default_factory=dict)  # worst.npz (bench.harness.samples.WorstFrames)
     fid: dict[str, FIDAccumulator] = field(default_factory=dict)  # per group ("all", pose bins)
     clips: pd.DataFrame | None = None  # clip-level scores (lip sync), one row per clip
 
@@ -89,6 +92,7 @@ class FrameScorer:
         self.curve_sums: dict[str, np.ndarray] = {}
         self.curve_counts: dict[str, int] = {}
         self.sample_pool: dict[str, list[dict]] = {}
+        self.worst = WorstFrames()
         self.has_uncertainty: bool | None = None
 
     @classmethod
@@ -136,7 +140,10 @@ class FrameScorer:
             if u is not None:
                 row.update(self._calibrate(error[i][region], u[i][region], group))
             self.rows.append(row)
-            self._keep_sample(group, pred_u8[i], gt_u8[i], error[i], None if u is None else u[i], info)
+            item = _sample_item(pred_u8[i], gt_u8[i], error[i], None if u is None else u[i], info)
+            self.add_sample(group, item)
+            for by, column in WORST_BY.items():
+                self.worst.add(by, row.get(column), len(self.rows) - 1, item)
 
     def _update_fid(self, pred_u8: torch.Tensor, gt_u8: torch.Tensor, meta: list[dict[str, Any]]) -> None:
         picks = [i for i in range(len(meta)) if (self.frames_seen + i) % self.config.fid_every == 0]
@@ -185,16 +192,6 @@ class FrameScorer:
             "unc_spearman": calibration.spearman(u, e),
         }
 
-    def _keep_sample(self, group: str, pred: torch.Tensor, gt: torch.Tensor, error: np.ndarray,
-                     u: np.ndarray | None, info: dict[str, Any]) -> None:
-        self.add_sample(group, {
-            "gt": gt.permute(1, 2, 0).round().byte().cpu().numpy(),
-            "pred": pred.permute(1, 2, 0).round().byte().cpu().numpy(),
-            "error": error, "uncertainty": u if u is not None else np.full_like(error, np.nan),
-            "clip_id": str(info.get("clip_id", "")), "frame": int(info.get("frame", 0)),
-            "yaw": float(info.get("yaw", 0.0)),
-        })
-
     def add_sample(self, group: str, item: dict[str, Any]) -> None:
         """A sample candidate (see ``bench.harness.samples``); each group's pool stays bounded and spread out."""
         pool = self.sample_pool.setdefault(group, [])
@@ -221,8 +218,21 @@ class FrameScorer:
             subsample = (np.concatenate(self.sub_u), np.concatenate(self.sub_e), np.concatenate(self.sub_row))
         return EvalResult(frames=frames, fractions=self.fractions, has_uncertainty=bool(self.has_uncertainty),
                           curves=curves, inside=inside, region_pixels=pixels, subsample=subsample,
-                          samples=select_samples(self.sample_pool, self.config.samples_per_bin), fid=self.fid,
+                          samples=select_samples(self.sample_pool, self.config.samples_per_bin),
+                          worst=self.worst.stack(), fid=self.fid,
                           clips=pd.DataFrame(self.clip_rows) if self.clip_rows else None)
+
+
+def _sample_item(pred: torch.Tensor, gt: torch.Tensor, error: np.ndarray, u: np.ndarray | None,
+                 info: dict[str, Any]) -> dict[str, Any]:
+    """One frame as a sample (``bench.harness.samples``); the maps are copied, not views of the batch's arrays."""
+    return {
+        "gt": gt.permute(1, 2, 0).round().byte().cpu().numpy(),
+        "pred": pred.permute(1, 2, 0).round().byte().cpu().numpy(),
+        "error": error.copy(), "uncertainty": u.copy() if u is not None else np.full_like(error, np.nan),
+        "clip_id": str(info.get("clip_id", "")), "frame": int(info.get("frame", 0)),
+        "yaw": float(info.get("yaw", 0.0)),
+    }
 
 
 def _mouth_scores(pred: torch.Tensor, gt: torch.Tensor, box) -> dict[str, float]:

@@ -3,7 +3,7 @@
 ``export_state`` holds everything ``FrameScorer.result`` needs from the frames scored so far: frame and
 clip rows, the calibration state (coverage inside counts, region pixel counts, the pixel subsample,
 sparsification curve sums and counts per group), the FID Inception features (a scorer built with
-``keep_features``: features, not 2048 x 2048 sums) and the sample candidates. ``merge_state`` adds
+``keep_features``: features, not 2048 x 2048 sums), the sample candidates and the worst-frame candidates. ``merge_state`` adds
 states up in order into another scorer. A summary built from merged states depends only on the states
 and their order, so a run resumed from saved states equals an uninterrupted one.
 """
@@ -37,10 +37,13 @@ def sample_candidates(scorer: FrameScorer) -> dict[str, list[dict]]:
 def export_state(scorer: FrameScorer) -> dict[str, np.ndarray]:
     """The scorer's state as arrays that ``np.savez`` stores and ``np.load(allow_pickle=False)`` reads."""
     candidates = [(group, item) for group, items in sample_candidates(scorer).items() for item in items]
+    worst = scorer.worst.entries()
     meta = {"format": STATE_FORMAT, "rows": scorer.rows, "clip_rows": scorer.clip_rows,
             "has_uncertainty": scorer.has_uncertainty, "curve_counts": scorer.curve_counts,
             "samples": [{"group": group, **{k: v for k, v in item.items() if k not in SAMPLE_ARRAYS}}
-                        for group, item in candidates]}
+                        for group, item in candidates],
+            "worst": [{"by": by, "value": value, "row": row, **{k: v for k, v in item.items() if k not in SAMPLE_ARRAYS}}
+                      for by, value, row, item in worst]}
     # JSON keeps floats exactly (shortest round-trip repr), NaN and inf included.
     state = {
         "meta": np.array(json.dumps(meta, default=_json_scalar)),
@@ -58,6 +61,9 @@ def export_state(scorer: FrameScorer) -> dict[str, np.ndarray]:
     for index, (_, item) in enumerate(candidates):
         for key in SAMPLE_ARRAYS:
             state[f"sample{index}_{key}"] = np.asarray(item[key])
+    for index, (_, _, _, item) in enumerate(worst):
+        for key in SAMPLE_ARRAYS:
+            state[f"worst{index}_{key}"] = np.asarray(item[key])
     return state
 
 
@@ -90,3 +96,7 @@ def merge_state(scorer: FrameScorer, state: Mapping[str, np.ndarray]) -> None:
         group = info.pop("group")
         scorer.add_sample(group, {**{key: np.asarray(state[f"sample{index}_{key}"]) for key in SAMPLE_ARRAYS},
                                  **info})
+    for index, info in enumerate(meta.get("worst", [])):  # states saved before worst.npz existed have none
+        by, value, row = info.pop("by"), info.pop("value"), info.pop("row")
+        scorer.worst.add(by, value, int(row) + offset,
+                         {**{key: np.asarray(state[f"worst{index}_{key}"]) for key in SAMPLE_ARRAYS}, **info})

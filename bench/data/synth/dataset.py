@@ -5,7 +5,9 @@ global state or worker order, so the same :class:`SynthConfig` always gives byte
 files, with any number of workers.
 
 Test clips are stratified by head yaw. Each clip's base yaw is drawn with margins, and the
-per-frame sway is bounded by ``sway_deg``, so every frame's |yaw| stays inside its stratum.
+per-frame sway is bounded by ``sway_deg``, so every frame's |yaw| stays inside its stratum. Val
+clips (held out for fitting recalibration maps) are stratified the same way and planned after
+every train and test clip, so adding them changed no train or test clip's bytes.
 """
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ def stratum_of(abs_yaw: float) -> str:
 
 
 def plan_clips(config: SynthConfig) -> list[ClipPlan]:
-    """Train clips spread |yaw| over [0, max) in shuffled bins; test clips per stratum."""
+    """Train clips spread |yaw| over [0, max) in shuffled bins; test clips, then val clips, per stratum."""
     plans: list[ClipPlan] = []
     top = config.max_train_yaw - config.sway_deg
     bins = np.random.default_rng((config.seed, 104729)).permutation(max(config.train_clips, 1))
@@ -87,6 +89,14 @@ def plan_clips(config: SynthConfig) -> list[ClipPlan]:
             yaw = float(rng.uniform(low, high) * rng.choice([-1.0, 1.0]))
             # Every stratum holds the same identities, so pose bins are not confounded with identity.
             plans.append(ClipPlan(index, f"test_{name}_{k:03d}", "test", name, k % config.identities, yaw))
+            j += 1
+    # Val clips come last, so every train and test clip keeps its index (its seed streams and its bytes).
+    for name, low, high in TEST_BASE_YAW:
+        for k in range(config.val_clips_per_stratum):
+            index = config.train_clips + j
+            rng = np.random.default_rng((config.seed, index, 0))
+            yaw = float(rng.uniform(low, high) * rng.choice([-1.0, 1.0]))
+            plans.append(ClipPlan(index, f"val_{name}_{k:03d}", "val", name, k % config.identities, yaw))
             j += 1
     return plans
 
