@@ -145,9 +145,13 @@ metrics = ["psnr", "ssim"]
 
     manifests = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/manifest.json")}
     (out / "runs" / "paste-seed1" / "experiment-cell.json").unlink()  # as if killed before it was recorded
-    assert main(argv) == 0
+    assert main(argv + ["--report", "--reports", str(tmp_path / "reports")]) == 0
     result = json.loads((out / "experiment.json").read_text())
     assert [r["status"] for r in result["runs"]] == ["reused", "reused", "reused", "ran"]
+    report = next((tmp_path / "reports").glob("experiment-*.html")).read_text(encoding="utf-8")
+    assert "Claims" in report and "pasting the reference's lower half beats copying it" in report
+    assert "copyref" in report and "pasteref" in report
+    assert "experiment-" in (tmp_path / "reports" / "index.html").read_text()
     for path, mtime in manifests.items():
         if "paste-seed1" not in str(path):
             assert path.stat().st_mtime_ns == mtime  # finished runs are never redone

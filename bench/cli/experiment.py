@@ -21,6 +21,10 @@ def add_parser(commands: Any) -> None:
                                                  "rerun the same command to continue a killed experiment")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="runs in parallel processes (one GPU each when GPUs are present)")
+    parser.add_argument("--report", action="store_true",
+                        help="also render the comparison report (claims first, then the first seed's runs side by "
+                             "side) into the reports folder and list it in its index.html")
+    parser.add_argument("--reports", type=Path, metavar="DIR", help="the reports folder to list it in (default reports/)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +47,24 @@ def run(args: argparse.Namespace) -> int:
         ci = "" if not test["ci95"] else f" [{test['ci95'][0]:+.4g}, {test['ci95'][1]:+.4g}]"
         effect = "n/a" if test["effect"] is None else f"{test['effect']:+.4g}"
         print(f"  {test['metric']:14s} {effect}{ci}  {test['verdict']}  ({test['claim']})")
-    out = Path(result["runs"][0]["run_dir"]).parents[1] if result["runs"] else None
-    if out is not None:
-        print(f"\nexperiment directory: {out} (experiment.json, claims.md, runs/)")
+    out = Path(result["runs"][0]["run_dir"]).parents[1]
+    print(f"\nexperiment directory: {out} (experiment.json, claims.md, runs/)")
+    if args.report:
+        print(f"report: {_report(result, out, args.reports)}")
     return 0
+
+
+def _report(result: dict, out: Path, reports: Path | None) -> Path:
+    """The compare notebook over the first seed's runs with the claims on top, published to the reports folder
+    (listed in its index.html) like a `bench compare --report`."""
+    from bench.harness.compare import compare
+    from bench.report.index import compare_meta, publish
+
+    first_seed = min(r["seed"] for r in result["runs"])
+    first = [Path(r["run_dir"]) for r in result["runs"] if r["seed"] == first_seed]
+    comparison = compare(first, resamples=500)
+    meta = {**compare_meta(comparison.runs, comparison.baseline), "kind": "experiment",
+            "title": f"{result['name']} experiment ({result['preset']}, {result['seeds']} seeds)"}
+    parameters = {"run_dirs": [str(p.resolve()) for p in first], "baseline": str(first[0].resolve()),
+                  "resamples": 500, "experiment": str((out / "experiment.json").resolve())}
+    return publish("compare", parameters, meta, reports_dir=reports)
