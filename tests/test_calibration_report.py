@@ -121,10 +121,14 @@ def test_the_calibration_report_renders_every_section(tmp_path):
 
 def test_a_run_without_uncertainty_or_new_files_still_renders_with_notes(tmp_path, capsys):
     run = make_fake_run(tmp_path / "plain", with_uncertainty=False)
-    assert main(["report", str(run), "--notebook", "calibration"]) == 0
-    html = (run / "calibration.html").read_text(encoding="utf-8")
+    reports = tmp_path / "reports"
+    assert main(["report", str(run), "--notebook", "calibration", "--reports", str(reports)]) == 0
+    published = next(reports.glob("calibration-*.html"))  # into the reports folder, listed in its index
+    html = published.read_text(encoding="utf-8")
     assert "there is nothing to calibrate" in html and _images(html) == 0
-    assert f"report: {run / 'calibration.html'}" in capsys.readouterr().out
+    assert f"report: {published}" in capsys.readouterr().out
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert published.name in index and "calibration and wild pose" in index
 
 
 def test_an_unknown_notebook_is_refused(tmp_path, capsys):

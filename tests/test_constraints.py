@@ -32,7 +32,7 @@ def _pins() -> dict[str, Version]:
 
 def _requirements() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    texts = project["dependencies"] + [r for extra in ("dev", "landmarks") for r in project["optional-dependencies"][extra]]
+    texts = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     return [Requirement(text) for text in texts]
 
 

@@ -167,3 +167,23 @@ def compare_meta(runs: list[Any], baseline: Any) -> dict[str, Any]:
             "preset": ", ".join(presets) or None,
             "headline": {r.label: headline(r.summary) for r in ordered},
             "subject": "runs " + ", ".join(str(r.path) for r in ordered)}
+
+
+def run_meta(run_dir: Path, kind: str, title: str) -> dict[str, Any]:
+    """The sidecar of a report on one run directory (its manifest and summary.json)."""
+    def read(name: str) -> dict[str, Any]:
+        try:
+            value = json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    manifest, summary = read("manifest.json"), read("summary.json")
+    model = str(summary.get("model") or manifest.get("model") or run_dir.name)
+    data = manifest.get("data") if isinstance(manifest.get("data"), dict) else {}
+    config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+    digest = str(data.get("hash") or "")
+    return {"kind": kind, "title": f"{model} · {title}", "models": [model], "model_names": [model],
+            "runs": [str(run_dir.resolve())], "data": f"{data.get('source', '?')} · {digest[:12]}" if data else None,
+            "preset": config.get("preset"), "headline": {model: headline(summary)},
+            "subject": f"run directory {run_dir}"}
