@@ -1,12 +1,26 @@
-"""`bench data synth` (make or find the synthetic heads) and `bench data sheet` (a dataset's contact sheet)."""
+"""`bench data synth` (make or find the synthetic heads), `bench data prepare` (a folder of real videos -> a
+dataset) and `bench data sheet` (a dataset's contact sheet)."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
 from bench.cli.common import positive_int
 from bench.config import PRESETS, preset_config
+
+_PREPARE_LAYOUTS = ("folder", "hdtf")  # bench.data.prepare.LAYOUTS, listed here so --help loads no data stack
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def add_parser(commands: Any) -> None:
@@ -17,16 +31,70 @@ def add_parser(commands: Any) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", type=Path, help="write here instead of the cache")
     synth.add_argument("--workers", type=positive_int, default=2)
+    prepare = data_commands.add_parser("prepare", help="turn a folder of talking-face videos into a dataset")
+    source = prepare.add_mutually_exclusive_group(required=True)
+    source.add_argument("--videos", type=Path, help="a folder of videos with sound (searched per --layout)")
+    source.add_argument("--list", type=Path, dest="list_file", help="a text file: one video path a line")
+    prepare.add_argument("--layout", default="folder", choices=_PREPARE_LAYOUTS,
+                         help="folder: any videos, recursively, split by clip; hdtf: NAME_NN.mp4, split by NAME")
+    prepare.add_argument("--out", type=Path, required=True, help="the dataset directory to write")
+    prepare.add_argument("--size", type=positive_int, default=256, help="crop side in pixels")
+    prepare.add_argument("--workers", type=positive_int, default=1, help="files prepared in parallel")
+    prepare.add_argument("--force", action="store_true", help="overwrite a complete dataset in --out")
+    prepare.add_argument("--max-seconds", type=_positive_float, help="use only the first N seconds of each video")
+    prepare.add_argument("--test-fraction", type=float, default=0.2, help="share of identities (or clips) in test")
+    prepare.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    prepare.add_argument("--no-progress", action="store_true", help="no progress bar")
     sheet = data_commands.add_parser("sheet", help="a contact-sheet PNG of a dataset")
     sheet.add_argument("dataset", nargs="?", default="synth", help="'synth' (quick preset data) or a directory")
     sheet.add_argument("--out", type=Path, default=Path("contact_sheet.png"))
     sheet.add_argument("--frames", type=positive_int, default=6)
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    import logging
+    import sys
+
+    from tqdm import tqdm
+
+    from bench.data.prepare import QA_FILE, prepare_dataset
+
+    logging.getLogger("bench.data.prepare").setLevel(logging.ERROR)  # skips are printed below, once each
+
+    def report(row: dict[str, Any]) -> None:
+        if row["status"] != "ok":
+            tqdm.write(f"skipped {row['file']}: {row['reason']}", file=sys.stderr)  # above the progress bar
+
+    result = prepare_dataset(args.out, videos=args.videos, list_file=args.list_file, layout=args.layout,
+                             size=args.size, workers=args.workers, force=args.force, max_seconds=args.max_seconds,
+                             seed=args.seed, test_fraction=args.test_fraction, progress=not args.no_progress,
+                             on_result=report)
+    qa = result.qa
+    ok = qa[qa["status"] == "ok"]
+    if not ok.empty:
+        print(f"{'clip':<40} {'frames':>11} {'fps in':>7} {'face':>5} {'yaw range':>13} {'dBFS':>6}  notes")
+        for row in ok.itertuples():
+            yaw = f"{row.yaw_min:+.0f}..{row.yaw_max:+.0f}" if row.yaw_min == row.yaw_min else "unknown"
+            notes = "; ".join(x for x in (row.trimmed, row.notes) if isinstance(x, str) and x)
+            print(f"{row.clip_id[:40]:<40} {row.frames_in:>5}->{row.frames_out:<5} {row.fps_in:>7.2f} "
+                  f"{row.face_found:>5.0%} {yaw:>13} {row.audio_dbfs:>6.1f}  {notes}")
+    skipped = result.skipped
+    reused = f", {result.reused} kept from an interrupted run" if result.reused else ""
+    print(f"prepared {len(ok)} of {len(qa)} videos ({result.counts['train']} train, {result.counts['test']} test "
+          f"clips{reused}); {len(skipped)} skipped; QA table: {result.root / QA_FILE}")
+    if ok.empty:
+        print(f"no clip could be prepared: {result.root} is not a dataset", file=sys.stderr)
+    else:
+        print(f"dataset: {result.root}")
+    return 1 if len(skipped) else 0
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.data.clips import open_dataset
     from bench.data.load import load_data
 
+    if args.data_command == "prepare":
+        return _prepare(args)
     if args.data_command == "synth":
         config = preset_config(args.preset, seed=args.seed)
         if args.out:

@@ -243,12 +243,12 @@ def manifest_entry(clip: Clip, file: str, sha256: str) -> dict[str, Any]:
     }
 
 
-# What a dataset is, for messages about directories that are not one. `bench data prepare` (a folder of
-# videos -> a dataset) is planned but not written yet: reword this line when it lands.
+# What a dataset is, for messages about directories that are not one.
 DATASET_HINT = (f'a dataset is a directory with a {FORMAT} manifest.json (a JSON object with "format": "{FORMAT}" '
-                'and "clips": [...]) and one .npz per clip, as `bench data synth --out DIR` writes; `bench data '
-                'prepare`, to make one from a folder of videos, is not in this version yet (`bench score` scores '
-                'videos directly)')
+                'and "clips": [...]) and one .npz per clip, as `bench data synth --out DIR` writes; make one from a '
+                'folder of videos with `bench data prepare` (--videos DIR --out DIR; `bench score` scores videos '
+                'directly)')
+PREPARE_STATE = ".prepare-state.json"  # bench.data.prepare's marker of an unfinished dataset
 _ENTRY_KEYS = ("id", "file", "split")
 _VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -290,6 +290,9 @@ def open_dataset(root: str | Path) -> Dataset:
     if not path.is_file():
         videos = [p for p in root.iterdir() if p.suffix.lower() in _VIDEO_SUFFIXES]
         found = f" (it holds {len(videos)} video file(s))" if videos else ""
+        if (root / PREPARE_STATE).is_file():
+            raise ClipFormatError(f"{path}: not written yet: `bench data prepare` was interrupted in {root}; run "
+                                  "the same command again to resume it")
         raise ClipFormatError(f"{path}: dataset manifest not found{found}; {DATASET_HINT}")
     try:
         manifest = json.loads(path.read_text())
