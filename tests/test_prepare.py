@@ -304,6 +304,7 @@ def test_smoke_run_with_copyref_on_the_prepared_set(prepared, provisioned, tmp_p
     for name in populated:
         assert summary["by_pose"][name]["psnr"]["n"] > 0
     assert summary["metrics"]["psnr_mouth"]["n"] > 0  # the mouth box found its landmarks
+    assert "estimated per frame by bench.data.head_pose" in summary["notes"]["real"]  # where the poses come from
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summar
 from bench.harness.recalibrate import add_recalibration
 from bench.data.frames import ClipTensors
 from bench.harness.sync_eval import sync_networks
+from bench.metrics import specs
 from bench.models import build_model, model_class
 from bench.harness.rundir import (check_run_dir_free, claim_new_run_dir, claim_run_dir, finish_run,
                           mark_failed, new_manifest, release_run_dir, write_json)
@@ -144,6 +145,9 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
         started = time.perf_counter()
         result = evaluate_split(model, test_clips, config, device, progress, networks)
         summary = summarise(result, config.model, config.eval, config.seed)
+        if dataset.manifest.get("pose_labels"):  # real footage (bench data prepare): estimated, not known, poses
+            summary.setdefault("notes", {})["real"] = specs.SUMMARY_NOTES["real"].format(
+                how=dataset.manifest["pose_labels"])
         floor_summary = None
         if floor and config.model != "copyref":
             floor_model = build_model("copyref", config.net).to(device)

@@ -128,6 +128,9 @@ SUMMARY_NOTES = {
                   "not the official syncnet_v2 weights: not comparable with published LSE-C / LSE-D"),
     "lse": ("lse_c / lse_d: the official SyncNet weights and front-end with syncnet_python's crop rule, on "
             "face boxes from MediaPipe's face mesh instead of S3FD detections"),
+    # a template: {how} is the dataset manifest's "pose_labels"
+    "real": ("real footage: the pose bins rest on pose labels {how}, not on a known ground-truth pose; "
+             "frames without an estimate are in the 'unknown' bin"),
 }
 
 
