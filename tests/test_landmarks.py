@@ -143,7 +143,7 @@ def test_bench_score_bins_external_frames_by_the_estimated_pose(real_frames, tmp
     assert (frames["pose_bin"] == "moderate").mean() >= 0.75
     summary = read_summary(run)
     assert summary["by_pose"]["moderate"]["psnr"]["n"] == (frames["pose_bin"] == "moderate").sum()
-    assert "solvePnP" in json.loads((run / "manifest.json").read_text())["pose"]
+    assert "canonical face" in json.loads((run / "manifest.json").read_text())["pose"]
 
 
 def test_the_mesh_reuses_the_points_of_the_same_unchanged_batch(lmd, real_frames, monkeypatch):

@@ -8,7 +8,11 @@ Choices:
 * every frame is detected on its own (``static_image_mode``): tracking would let one side's earlier
   frames steer the other's;
 * frames smaller than 256 px on their shorter side are upsampled bilinearly by an integer factor
-  first (the detector's face finder needs a face of some tens of pixels); coordinates are mapped back.
+  first (the detector's face finder needs a face of some tens of pixels); coordinates are mapped back;
+* head pose (``FaceMesh.points_3d``) runs a second graph, built on first use, that also keeps MediaPipe's
+  depth output and is more permissive: faces are found at detection confidence 0.1 and kept whatever the
+  mesh's own face-presence score. The default graph drops most faces turned beyond ~60 degrees on that
+  score (and its 0.5 detection threshold boxes them less well), which would leave extreme poses unbinned.
 
 MediaPipe is an optional dependency (``pip install -e '.[landmarks]'``): it pins numpy < 2 and
 protobuf < 5. Its models ship inside the wheel, so nothing is downloaded.
@@ -19,7 +23,7 @@ import contextlib
 import math
 import os
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -31,6 +35,9 @@ INSTALL_HINT = "pip install -e '.[landmarks]'"
 DETECT_SIDE = 256
 EYE_CORNERS = (33, 263)
 N_POINTS = 468
+# The head-pose graph: any face the detector finds at this confidence gets a mesh (see the module docstring).
+POSE_DETECTION_CONFIDENCE = 0.1
+POSE_PRESENCE_CONFIDENCE = 0.0
 
 
 class LandmarksUnavailableError(BenchError, RuntimeError):
@@ -62,7 +69,10 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 class FaceMesh:
-    """Callable: B x 3 x H x W frames (0-255, RGB) -> B x 468 x 2 pixel coordinates (NaN: no face)."""
+    """Callable: B x 3 x H x W frames (0-255, RGB) -> B x 468 x 2 pixel coordinates (NaN: no face).
+
+    ``points_3d`` gives the head-pose graph's points with depth (see the module docstring).
+    """
 
     def __init__(self, min_detection_confidence: float = 0.5) -> None:
         mp = _mediapipe()
@@ -72,33 +82,57 @@ class FaceMesh:
                                                          min_detection_confidence=min_detection_confidence)
             self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
         self.mouth = np.array(sorted({i for edge in mp.solutions.face_mesh.FACEMESH_LIPS for i in edge}))
-        # The last batch and its points: `bench score` asks for the same ground-truth batch twice (pose, LMD).
-        self._last: tuple[torch.Tensor, int, np.ndarray] | None = None
+        self._pose_mesh: Any = None  # the head-pose graph, built on first use
+        # The last batch and its points per graph: a caller may ask for the same batch twice (e.g. LMD on the
+        # ground truth of every generated batch).
+        self._last: dict[str, tuple[torch.Tensor, int, np.ndarray]] = {}
 
     def __call__(self, frames: torch.Tensor) -> np.ndarray:
-        if self._last is not None and self._last[0] is frames and self._last[1] == frames._version:
-            return self._last[2].copy()
-        points = self._detect(frames)
-        self._last = (frames, frames._version, points)
-        return points.copy()
+        return self._cached("lmd", frames)[..., :2].copy()
 
-    def _detect(self, frames: torch.Tensor) -> np.ndarray:
+    def points_3d(self, frames: torch.Tensor) -> np.ndarray:
+        """B x 468 x 3 for head pose: x, y pixels and MediaPipe's depth z (NaN: no face).
+
+        z is relative to the face's centre, smaller is nearer the camera, in pixels of the frame's width
+        (MediaPipe gives it "roughly" in x's scale). From the permissive head-pose graph, so x, y can differ
+        slightly from ``__call__``'s points on the same frame.
+        """
+        if self._pose_mesh is None:
+            with _quiet_stderr():
+                self._pose_mesh = _mediapipe().solutions.face_mesh.FaceMesh(
+                    static_image_mode=True, max_num_faces=1, refine_landmarks=False,
+                    min_detection_confidence=POSE_DETECTION_CONFIDENCE,
+                    min_tracking_confidence=POSE_PRESENCE_CONFIDENCE)
+        return self._cached("pose", frames).copy()
+
+    def _cached(self, graph: str, frames: torch.Tensor) -> np.ndarray:
+        last = self._last.get(graph)
+        if last is not None and last[0] is frames and last[1] == frames._version:
+            return last[2]
+        points = self._detect(frames) if graph == "lmd" else self._detect(frames, self._pose_mesh)
+        self._last[graph] = (frames, frames._version, points)
+        return points
+
+    def _detect(self, frames: torch.Tensor, mesh: Any = None) -> np.ndarray:
         height, width = frames.shape[-2:]
         factor = max(1, math.ceil(DETECT_SIDE / min(height, width)))
         images = frames.float()
         if factor > 1:
             images = F.interpolate(images, scale_factor=factor, mode="bilinear", align_corners=False)
         images = images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        points = np.full((len(images), N_POINTS, 2), np.nan)
+        mesh = self._mesh if mesh is None else mesh
+        points = np.full((len(images), N_POINTS, 3), np.nan)
         with _quiet_stderr():  # MediaPipe warns once per graph state straight to fd 2
-            results = [self._mesh.process(np.ascontiguousarray(image)).multi_face_landmarks for image in images]
+            results = [mesh.process(np.ascontiguousarray(image)).multi_face_landmarks for image in images]
         for index, found in enumerate(results):
             if not found:
                 continue
             marks = found[0].landmark
-            # Normalised coordinates -> pixels of the original frame.
-            points[index] = [(m.x * width, m.y * height) for m in marks[:N_POINTS]]
+            # Normalised coordinates -> pixels of the original frame (z in x's scale: the frame's width).
+            points[index] = [(m.x * width, m.y * height, m.z * width) for m in marks[:N_POINTS]]
         return points
 
     def close(self) -> None:
         self._mesh.close()
+        if self._pose_mesh is not None:
+            self._pose_mesh.close()

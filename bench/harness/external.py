@@ -64,7 +64,8 @@ __all__ = ["Pair", "ScoreError", "check_pair", "inputs_hash", "resample_frames",
 log = logging.getLogger(__name__)
 
 MODEL_NAME = score_partial.MODEL_NAME  # "external"
-POSE_SOURCE = "estimated on the ground truth: MediaPipe face mesh + solvePnP (bench.data.head_pose)"
+POSE_SOURCE = ("estimated on the ground truth: MediaPipe's 3-D face mesh fitted to its canonical face, corrected near "
+               "profile (bench.data.head_pose)")
 REGION = "full frame (external outputs carry no mask of generated pixels)"
 PIXEL_BUDGET = 1 << 21  # pixels per batch: 32 frames at 256 px, 1 at 1080p; bounds SSIM's scratch memory
 
