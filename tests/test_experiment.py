@@ -155,3 +155,24 @@ metrics = ["psnr", "ssim"]
     for path, mtime in manifests.items():
         if "paste-seed1" not in str(path):
             assert path.stat().st_mtime_ns == mtime  # finished runs are never redone
+
+
+@pytest.mark.experiments
+@pytest.mark.parametrize("name", ["ablation", "plugin", "wildpose", "bins"])
+def test_every_declared_experiment_runs_at_the_smoke_preset(name, tmp_path, monkeypatch, provisioned):
+    """CI runs these (`pytest -m experiments`, after the default run): each experiment's whole grid at the
+    smoke preset with two seeds, and a verdict for every claim."""
+    monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / name
+    assert main(["experiment", name, "--preset", "smoke", "--seeds", "2", "--out", str(out)]) == 0
+    result = json.loads((out / "experiment.json").read_text())
+    experiment = load_experiment(name)
+    assert len(result["runs"]) == 2 * len(experiment.runs) and {r["status"] for r in result["runs"]} == {"ran"}
+    assert [c["claim"] for c in result["claims"]] == [c.text for c in experiment.claims]
+    verdicts = {"supported", "contradicted", "inconclusive", "untestable"}
+    assert all(t["verdict"] in verdicts for t in result["tests"])
+    assert all(c["verdict"] in verdicts or c["verdict"].startswith("mixed") for c in result["claims"])
+    # metrics the smoke preset computes (it skips FID) are tested, with one value per seed
+    tested = [t for t in result["tests"] if t["metric"] != "fid"]
+    assert all(t["effect"] is not None and len(t["per_seed"]) == 2 for t in tested), \
+        [t for t in tested if t["effect"] is None]

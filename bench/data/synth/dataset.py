@@ -81,23 +81,16 @@ def plan_clips(config: SynthConfig) -> list[ClipPlan]:
         magnitude = (bins[i] + rng.uniform(0.05, 0.95)) / config.train_clips * top
         yaw = float(magnitude * rng.choice([-1.0, 1.0]))
         plans.append(ClipPlan(i, f"train_{i:03d}", "train", stratum_of(abs(yaw)), i % config.identities, yaw))
-    j = 0
-    for name, low, high in TEST_BASE_YAW:
-        for k in range(config.test_clips_per_stratum):
-            index = config.train_clips + j
-            rng = np.random.default_rng((config.seed, index, 0))
-            yaw = float(rng.uniform(low, high) * rng.choice([-1.0, 1.0]))
-            # Every stratum holds the same identities, so pose bins are not confounded with identity.
-            plans.append(ClipPlan(index, f"test_{name}_{k:03d}", "test", name, k % config.identities, yaw))
-            j += 1
+    index = config.train_clips
     # Val clips come last, so every train and test clip keeps its index (its seed streams and its bytes).
-    for name, low, high in TEST_BASE_YAW:
-        for k in range(config.val_clips_per_stratum):
-            index = config.train_clips + j
-            rng = np.random.default_rng((config.seed, index, 0))
-            yaw = float(rng.uniform(low, high) * rng.choice([-1.0, 1.0]))
-            plans.append(ClipPlan(index, f"val_{name}_{k:03d}", "val", name, k % config.identities, yaw))
-            j += 1
+    for split, per_stratum in (("test", config.test_clips_per_stratum), ("val", config.val_clips_per_stratum)):
+        for name, low, high in TEST_BASE_YAW:
+            for k in range(per_stratum):
+                rng = np.random.default_rng((config.seed, index, 0))
+                yaw = float(rng.uniform(low, high) * rng.choice([-1.0, 1.0]))
+                # Every stratum holds the same identities, so pose bins are not confounded with identity.
+                plans.append(ClipPlan(index, f"{split}_{name}_{k:03d}", split, name, k % config.identities, yaw))
+                index += 1
     return plans
 
 

@@ -39,6 +39,19 @@ def sparsification(fraction: ArrayLike, model: ArrayLike, oracle: ArrayLike, *, 
     return ax
 
 
+def _unit_square(ax: Axes, diagonal: str, xlabel: str, ylabel: str, title: str) -> None:
+    """A [0, 1] x [0, 1] panel with its dotted diagonal (labelled ``diagonal``), set up once per Axes."""
+    if any(line.get_gid() == diagonal for line in ax.get_lines()):
+        return
+    ax.plot([0, 1], [0, 1], color="#888888", lw=1.2, ls=":", label=diagonal, gid=diagonal)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+
+
 def calibration(expected: ArrayLike, observed: ArrayLike, *, label: str | None = None, color: str | None = None,
                 ax: Axes | None = None) -> Axes:
     """Observed against expected coverage of the central intervals of Laplace(0, u) (uncertainty-toolbox's
@@ -46,14 +59,8 @@ def calibration(expected: ArrayLike, observed: ArrayLike, *, label: str | None =
     (under-confident), below it too narrow (over-confident). Call once per group on the same Axes."""
     ax = _axes(ax, (4.2, 4.0))
     exp, obs = np.asarray(expected, dtype=float), np.asarray(observed, dtype=float)
-    if not any(line.get_gid() == "ideal" for line in ax.get_lines()):
-        ax.plot([0, 1], [0, 1], color="#888888", lw=1.2, ls=":", label="ideal", gid="ideal")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_aspect("equal")
-        ax.set_xlabel("expected coverage (central interval p)")
-        ax.set_ylabel("observed share of pixels inside")
-        ax.set_title("Calibration")
+    _unit_square(ax, "ideal", "expected coverage (central interval p)", "observed share of pixels inside",
+                 "Calibration")
     color = color or color_of(label or "all")
     ax.plot(exp, obs, color=color, lw=2 if label in (None, "all") else 1.4, label=label)
     return ax
@@ -87,14 +94,8 @@ def roc(fpr: ArrayLike, tpr: ArrayLike, *, label: str | None = None, color: str 
     """Failure-detection ROC (``bench.metrics.quality.roc_curve``); the chance diagonal is drawn once per Axes.
     Call once per group on the same Axes."""
     ax = _axes(ax, (4.0, 3.8))
-    if not any(line.get_gid() == "chance" for line in ax.get_lines()):
-        ax.plot([0, 1], [0, 1], color="#888888", lw=1.2, ls=":", label="chance", gid="chance")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_aspect("equal")
-        ax.set_xlabel("false-positive rate (good frames flagged)")
-        ax.set_ylabel("true-positive rate (bad frames flagged)")
-        ax.set_title("Failure detection by mean u")
+    _unit_square(ax, "chance", "false-positive rate (good frames flagged)", "true-positive rate (bad frames flagged)",
+                 "Failure detection by mean u")
     x, y = _floats(fpr), _floats(tpr)
     if x.size:
         ax.plot(x, y, color=color or color_of(label or "all"), lw=2 if label in (None, "all") else 1.4,
