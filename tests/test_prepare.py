@@ -146,7 +146,9 @@ def test_prepare_writes_a_dataset_with_labels(prepared):
     ids = {entry["id"] for entry in dataset.entries}
     assert ids == {FACE_30FPS.stem, VOX.stem, "vox_50fps", "vox_8k", "vox_48k_gray", "marked_30fps", "two_faces"}
     assert dataset.manifest["split_by"] == "clip" and dataset.manifest["split_seed"] == 0
-    assert {e["split"] for e in dataset.entries} == {"train", "test"}
+    # 7 clips (groups): 20% rounded up to test, then 10% rounded up of the rest to val.
+    assert {e["split"] for e in dataset.entries} == {"train", "val", "test"}
+    assert dataset.manifest["test_fraction"] == 0.2 and dataset.manifest["val_fraction"] == 0.1
     for entry in dataset.entries:
         clip = dataset.clip(entry)
         assert clip.fps == 25 and clip.frames.shape[1:] == (64, 64, 3)
@@ -291,6 +293,12 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["data", "prepare", "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2
+    capsys.readouterr()
+    for fraction in ("-0.1", "0.8"):  # negative; test + val not below 1
+        assert main(["data", "prepare", "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "o"),
+                     "--val-fraction", fraction]) == 2
+        assert "--val-fraction" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_smoke_run_with_copyref_on_the_prepared_set(prepared, provisioned, tmp_path, monkeypatch, capsys):
@@ -305,6 +313,10 @@ def test_smoke_run_with_copyref_on_the_prepared_set(prepared, provisioned, tmp_p
         assert summary["by_pose"][name]["psnr"]["n"] > 0
     assert summary["metrics"]["psnr_mouth"]["n"] > 0  # the mouth box found its landmarks
     assert "estimated per frame by bench.data.head_pose" in summary["notes"]["real"]  # where the poses come from
+    # copyref has no uncertainty map (no recalibration block); what `bench run` fits recalibration on when one
+    # has: the prepared set's val split, identity-disjoint from test (7 groups, so it has one).
+    val = dataset.split("val")
+    assert val and not {e["identity"] for e in val} & {e["identity"] for e in dataset.split("test")}
 
 
 @pytest.mark.slow
@@ -312,47 +324,9 @@ def test_smoke_run_with_julnet_on_the_prepared_set(prepared, provisioned, tmp_pa
     monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
     assert main(["run", "--model", "julnet", "--preset", "smoke", "--data", str(prepared["out"]),
                  "--out", str(tmp_path / "run"), "--no-progress", "--no-report"]) == 0
-
-
-def test_layouts_and_lists_name_identities(tmp_path):
-    from bench.data.prepare.layouts import find_sources
-
-    for name in ("WRA_KellyAyotte_000.mp4", "WRA_KellyAyotte_001.mp4", "RD_Radio1_000.mp4", "notes.txt"):
-        (tmp_path / name).write_bytes(b"")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "x.mov").write_bytes(b"")
-    sources, split_by = find_sources(tmp_path, None, "hdtf")
-    assert split_by == "identity"
-    assert {s.clip_id: s.identity for s in sources} == {
-        "WRA_KellyAyotte_000": "WRA_KellyAyotte", "WRA_KellyAyotte_001": "WRA_KellyAyotte", "RD_Radio1_000": "RD_Radio1"}
-    sources, split_by = find_sources(tmp_path, None, "folder")
-    assert split_by == "clip" and "sub__x" in {s.clip_id for s in sources} and len(sources) == 4
-    listing = tmp_path / "list.txt"
-    listing.write_text("# my clips\nWRA_KellyAyotte_000.mp4\nsub/x.mov  # a comment\n\n/elsewhere/x.mp4\n")
-    sources, _ = find_sources(None, listing, "folder")
-    assert [s.clip_id for s in sources] == ["WRA_KellyAyotte_000", "x", "x-2"]  # ids stay unique
-    assert [s.identity for s in sources] == ["WRA_KellyAyotte_000", "x", "x-2"]
-    assert Path(sources[1].path) == tmp_path / "sub" / "x.mov"
-
-
-def test_split_keeps_identities_together_and_stratifies_by_pose():
-    from bench.data.prepare.split import assign_splits
-
-    entries = [{"id": f"{who}_{k}", "identity": who, "stratum": stratum}
-               for who, stratum in [("a", "frontal"), ("b", "frontal"), ("c", "frontal"), ("d", "frontal"),
-                                    ("e", "moderate"), ("f", "moderate"), ("g", "extreme")] for k in range(3)]
-    splits = assign_splits(entries, "identity", seed=0)
-    by_identity = {}
-    for entry in entries:
-        by_identity.setdefault(entry["identity"], set()).add(splits[entry["id"]])
-    assert all(len(found) == 1 for found in by_identity.values())  # no identity straddles the split
-    test = {who for who, found in by_identity.items() if found == {"test"}}
-    assert len(test & {"a", "b", "c", "d"}) == 1 and len(test & {"e", "f"}) == 1 and "g" not in test
-    assert assign_splits(entries, "identity", seed=0) == splits  # deterministic
-    two = [{"id": "x", "identity": "x", "stratum": "frontal"}, {"id": "y", "identity": "y", "stratum": "frontal"}]
-    assert sorted(assign_splits(two, "clip").values()) == ["test", "train"]  # small sets still get a test clip
-    one_person = [{"id": f"p_{k}", "identity": "p", "stratum": "frontal"} for k in range(3)]
-    assert sorted(assign_splits(one_person, "identity").values()) == ["test", "train", "train"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    n_val = len(open_dataset(prepared["out"]).split("val"))
+    assert summary["recalibration"]["fit_on"].startswith(f"val split ({n_val} clip")  # not cross-fitted on test
 
 
 def test_two_workers_give_the_same_clips(prepared, tmp_path):
@@ -397,24 +371,6 @@ def test_without_mediapipe_prepare_stops_with_the_install_line(prepared, tmp_pat
                  "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install" in err[0]
-
-
-def test_crop_boxes_fill_gaps_ignore_jumps_to_another_face_and_stay_inside_the_frame():
-    from bench.data.prepare.track import crop_boxes
-
-    t = 40
-    centre = np.stack([100 + np.arange(t) * 0.5, np.full(t, 120.0)], axis=1)  # a face drifting right
-    offsets = np.random.default_rng(0).uniform(-30, 30, (468, 2))
-    points = centre[:, None, :] + offsets[None]
-    points[10:13] = np.nan  # missed
-    points[20] += 150  # another face for one frame
-    boxes, found = crop_boxes(points, 240, 320)
-    assert not found[10:13].any() and not found[20] and found.sum() == t - 4
-    side = boxes[:, 2]
-    assert np.allclose(side, side[0], rtol=0.05) and side[0] == pytest.approx(1.7 * 60, rel=0.1)
-    centres = boxes[:, :2] + side[:, None] / 2
-    assert np.abs(centres[:, 0] - centre[:, 0]).max() < 3  # the filled and the jumped frames follow the track
-    assert (boxes[:, :2] >= 0).all() and (boxes[:, 0] + side <= 320).all() and (boxes[:, 1] + side <= 240).all()
 
 
 def test_cli_offers_every_layout():

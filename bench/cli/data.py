@@ -43,7 +43,9 @@ def add_parser(commands: Any) -> None:
     prepare.add_argument("--force", action="store_true", help="overwrite a complete dataset in --out")
     prepare.add_argument("--max-seconds", type=_positive_float, help="use only the first N seconds of each video")
     prepare.add_argument("--test-fraction", type=float, default=0.2, help="share of identities (or clips) in test")
-    prepare.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    prepare.add_argument("--val-fraction", type=float, default=0.1,
+                         help="share of identities (or clips) in val, drawn after test (0: no val split)")
+    prepare.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
     prepare.add_argument("--no-progress", action="store_true", help="no progress bar")
     sheet = data_commands.add_parser("sheet", help="a contact-sheet PNG of a dataset")
     sheet.add_argument("dataset", nargs="?", default="synth", help="'synth' (quick preset data) or a directory")
@@ -67,8 +69,8 @@ def _prepare(args: argparse.Namespace) -> int:
 
     result = prepare_dataset(args.out, videos=args.videos, list_file=args.list_file, layout=args.layout,
                              size=args.size, workers=args.workers, force=args.force, max_seconds=args.max_seconds,
-                             seed=args.seed, test_fraction=args.test_fraction, progress=not args.no_progress,
-                             on_result=report)
+                             seed=args.seed, test_fraction=args.test_fraction, val_fraction=args.val_fraction,
+                             progress=not args.no_progress, on_result=report)
     qa = result.qa
     ok = qa[qa["status"] == "ok"]
     if not ok.empty:
@@ -80,8 +82,9 @@ def _prepare(args: argparse.Namespace) -> int:
                   f"{row.face_found:>5.0%} {yaw:>13} {row.audio_dbfs:>6.1f}  {notes}")
     skipped = result.skipped
     reused = f", {result.reused} kept from an interrupted run" if result.reused else ""
-    print(f"prepared {len(ok)} of {len(qa)} videos ({result.counts['train']} train, {result.counts['test']} test "
-          f"clips{reused}); {len(skipped)} skipped; QA table: {result.root / QA_FILE}")
+    counts = result.counts
+    print(f"prepared {len(ok)} of {len(qa)} videos ({counts['train']} train, {counts['val']} val, {counts['test']} "
+          f"test clips{reused}); {len(skipped)} skipped; QA table: {result.root / QA_FILE}")
     if ok.empty:
         print(f"no clip could be prepared: {result.root} is not a dataset", file=sys.stderr)
     else:

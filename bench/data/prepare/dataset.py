@@ -40,7 +40,7 @@ PREPARE_VERSION = "1"
 class PrepareResult:
     root: Path
     qa: pd.DataFrame
-    counts: dict[str, int] = field(default_factory=dict)  # train / test clips written
+    counts: dict[str, int] = field(default_factory=dict)  # train / val / test clips written
     reused: int = 0  # clips kept from an interrupted run
 
     @property
@@ -106,7 +106,7 @@ def _worker_init(level: int) -> None:
 
 def prepare_dataset(out: Path, videos: Path | None = None, list_file: Path | None = None, layout: str = "folder",
                     size: int = 256, workers: int = 1, force: bool = False, max_seconds: float | None = None,
-                    seed: int = 0, test_fraction: float = 0.2, progress: bool = True,
+                    seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1, progress: bool = True,
                     on_result: Callable[[dict[str, Any]], None] | None = None) -> PrepareResult:
     """Prepare every source into ``out``; bad sources are skipped (QA row with the reason), never fatal."""
     if (videos is None) == (list_file is None):
@@ -115,6 +115,9 @@ def prepare_dataset(out: Path, videos: Path | None = None, list_file: Path | Non
         raise PrepareError(f"--size {size}: choose 32 ... 1024 px")
     if not 0.0 < test_fraction < 1.0:
         raise PrepareError(f"--test-fraction {test_fraction}: choose a value between 0 and 1")
+    if not 0.0 <= val_fraction < 1.0 or test_fraction + val_fraction >= 1.0:
+        raise PrepareError(f"--val-fraction {val_fraction}: choose 0 (no val split) or more, with "
+                           f"--test-fraction + --val-fraction below 1")
     sources, split_by = find_sources(videos, list_file, layout)
     out = Path(out)
     state = _claim(out, force)
@@ -158,7 +161,7 @@ def prepare_dataset(out: Path, videos: Path | None = None, list_file: Path | Non
                     raise
     current = {source.clip_id for source in sources}
     return _finalize(out, {k: v for k, v in records.items() if k in current}, sources, split_by, seed,
-                     test_fraction, layout, options, reused)
+                     test_fraction, val_fraction, layout, options, reused)
 
 
 def _save_state(out: Path, records: dict[str, Any]) -> None:
@@ -173,12 +176,13 @@ def _json_default(value: Any) -> Any:
 
 
 def _finalize(out: Path, records: dict[str, Any], sources: list[Source], split_by: str, seed: int,
-              test_fraction: float, layout: str, options: Options, reused: int) -> PrepareResult:
+              test_fraction: float, val_fraction: float, layout: str, options: Options,
+              reused: int) -> PrepareResult:
     order = {source.clip_id: i for i, source in enumerate(sources)}
     rows = [records[k]["qa"] for k in sorted(records, key=order.__getitem__)]
     qa = pd.DataFrame(rows)
     entries = [records[k]["entry"] for k in sorted(records) if records[k].get("entry")]
-    splits = assign_splits(entries, split_by, seed=seed, test_fraction=test_fraction)
+    splits = assign_splits(entries, split_by, seed=seed, test_fraction=test_fraction, val_fraction=val_fraction)
     for entry in entries:
         if entry["split"] != splits[entry["id"]]:  # the split is known only now: rewrite the clip's meta
             clip = load_clip(out / entry["file"], sha256=entry["sha256"])
@@ -194,11 +198,12 @@ def _finalize(out: Path, records: dict[str, Any], sources: list[Source], split_b
     atomic_write(out / QA_FILE, buffer.getvalue())
     if entries:
         write_manifest(out, entries, source="prepare", layout=layout, split_by=split_by, split_seed=seed,
-                       test_fraction=test_fraction, prepare={**asdict(options), "version": PREPARE_VERSION},
+                       test_fraction=test_fraction, val_fraction=val_fraction,
+                       prepare={**asdict(options), "version": PREPARE_VERSION},
                        pose_labels="estimated per frame by bench.data.head_pose on the crops",
                        skipped=[{"file": r["file"], "reason": r["reason"]} for r in rows if r["status"] != "ok"])
         (out / STATE_FILE).unlink(missing_ok=True)
     else:
         log.warning("%s: no clip could be prepared; no manifest written", out)
-    counts = {name: sum(1 for e in entries if e["split"] == name) for name in ("train", "test")}
+    counts = {name: sum(1 for e in entries if e["split"] == name) for name in ("train", "val", "test")}
     return PrepareResult(out, qa, counts, reused)
