@@ -78,6 +78,57 @@ def _curves(df: pd.DataFrame, groups: tuple[str, ...]) -> dict[str, np.ndarray]:
     return out
 
 
+def _face(rng: np.random.Generator, row: pd.Series, size: tuple[int, int], identical: bool,
+          with_uncertainty: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(gt, pred, error, uncertainty) of one frame: a smooth synthetic 'face' turned by the row's yaw, with
+    noise as large as its err_mean."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    yy, xx = yy / max(h - 1, 1), xx / max(w - 1, 1)
+    shift = row["yaw"] / 200.0 if np.isfinite(row["yaw"]) else 0.0
+    face = np.exp(-(((xx - 0.5 - shift) / 0.28) ** 2 + ((yy - 0.5) / 0.36) ** 2))
+    gt = np.stack([0.25 + 0.7 * face, 0.2 + 0.55 * face, 0.2 + 0.45 * face], -1)
+    noise = 0.0 if identical else rng.normal(0, row["err_mean"], gt.shape) * (0.5 + face[..., None])
+    pred = np.clip(gt + noise, 0, 1)
+    gt8, pred8 = (gt * 255).astype(np.uint8), (pred * 255).astype(np.uint8)
+    err = np.abs(gt8.astype(np.float32) - pred8.astype(np.float32)).mean(-1) / 255.0
+    if not with_uncertainty:  # what the scorer stores without a map
+        unc = np.full(err.shape, np.nan, np.float32)
+    elif identical:
+        unc = np.full(err.shape, row["unc_mean"], np.float32)
+    else:
+        unc = (0.6 * err + 0.4 * err.mean() + 0.01 * face).astype(np.float32)
+    return gt8, pred8, err, unc
+
+
+def _clip_samples(rng: np.random.Generator, df: pd.DataFrame, size: int, identical: bool,
+                  with_uncertainty: bool) -> dict[str, np.ndarray]:
+    """clip_samples.npz as bench.harness.samples.ClipRanks writes it: the middle frame of the best, median and
+    worst clip by mean PSNR (capped at 100 dB), each clip once."""
+    means = df.assign(psnr=np.minimum(df["psnr"], 100.0)).groupby("clip_id", sort=False)["psnr"].mean().dropna()
+    order = {cid: i for i, cid in enumerate(means.index)}
+    ranked = sorted(means.index, key=lambda cid: (-means[cid], order[cid]))
+    n = len(ranked)
+    rows, seen = [], set()
+    for label, i in (("best", 0), ("median", (n - 1) // 2), ("worst", n - 1)):
+        if n == 0 or ranked[i] in seen:
+            continue
+        seen.add(ranked[i])
+        clip = df[df["clip_id"] == ranked[i]].reset_index(drop=True)
+        rows.append((label, i, clip.iloc[(len(clip) - 1) // 2], len(clip)))
+    faces = [_face(rng, row, (size, size), identical, with_uncertainty) for _, _, row, _ in rows]
+    return {"gt": np.stack([f[0] for f in faces]), "pred": np.stack([f[1] for f in faces]),
+            "error": np.stack([f[2] for f in faces]).astype(np.float32), "uncertainty": np.stack([f[3] for f in faces]),
+            "clip_id": np.array([str(r["clip_id"]) for _, _, r, _ in rows]),
+            "frame": np.array([int(r["frame"]) for _, _, r, _ in rows], np.int64),
+            "yaw": np.array([float(r["yaw"]) for _, _, r, _ in rows]),
+            "rank": np.array([label for label, _, _, _ in rows]),
+            "clip_psnr": np.array([float(means[r["clip_id"]]) for _, _, r, _ in rows]),
+            "position": np.array([i + 1 for _, i, _, _ in rows], np.int64), "n_clips": np.full(len(rows), n, np.int64),
+            "clip_frames": np.array([k for *_, k in rows], np.int64),
+            "height": np.full(len(rows), size, np.int64), "width": np.full(len(rows), size, np.int64)}
+
+
 def _samples(rng: np.random.Generator, df: pd.DataFrame, sizes: list[tuple[int, int]], identical: bool,
              with_uncertainty: bool, pad: bool) -> dict[str, np.ndarray]:
     """Two frames per pose bin; images are a smooth synthetic 'face' so the strip is legible.
@@ -88,23 +139,9 @@ def _samples(rng: np.random.Generator, df: pd.DataFrame, sizes: list[tuple[int, 
     picks = df.groupby("pose_bin", sort=False).head(2)
     gts, preds, errs, uncs = [], [], [], []
     for i, (_, row) in enumerate(picks.iterrows()):
-        h, w = sizes[i % len(sizes)]
-        yy, xx = np.mgrid[0:h, 0:w]
-        yy, xx = yy / max(h - 1, 1), xx / max(w - 1, 1)
-        shift = row["yaw"] / 200.0 if np.isfinite(row["yaw"]) else 0.0
-        face = np.exp(-(((xx - 0.5 - shift) / 0.28) ** 2 + ((yy - 0.5) / 0.36) ** 2))
-        gt = np.stack([0.25 + 0.7 * face, 0.2 + 0.55 * face, 0.2 + 0.45 * face], -1)
-        noise = 0.0 if identical else rng.normal(0, row["err_mean"], gt.shape) * (0.5 + face[..., None])
-        pred = np.clip(gt + noise, 0, 1)
-        gt8, pred8 = (gt * 255).astype(np.uint8), (pred * 255).astype(np.uint8)
-        err = np.abs(gt8.astype(np.float32) - pred8.astype(np.float32)).mean(-1) / 255.0
-        gts.append(gt8), preds.append(pred8), errs.append(err)
-        if not with_uncertainty:  # what the scorer stores without a map
-            uncs.append(np.full(err.shape, np.nan, np.float32))
-        elif identical:
-            uncs.append(np.full(err.shape, row["unc_mean"], np.float32))
-        else:
-            uncs.append((0.6 * err + 0.4 * err.mean() + 0.01 * face).astype(np.float32))
+        for images, image in zip((gts, preds, errs, uncs),
+                                 _face(rng, row, sizes[i % len(sizes)], identical, with_uncertainty)):
+            images.append(image)
     heights, widths = [a.shape[0] for a in gts], [a.shape[1] for a in gts]
     if pad:
         def padded(arrays: list[np.ndarray]) -> np.ndarray:
@@ -146,7 +183,8 @@ def make_fake_run(run_dir: str | Path, *, seed: int = 0, model: str = "julnet-ti
                   with_curves: bool = True, nan_metric: str | None = "ause", status: str = "complete",
                   bins: tuple[str, ...] = BINS, identical: bool = False, pose_labels: bool = True,
                   with_uncertainty: bool = True, constant_column: str | None = None,
-                  nan_columns: tuple[str, ...] = (), sample_sizes: tuple[tuple[int, int], ...] | None = None) -> Path:
+                  nan_columns: tuple[str, ...] = (), sample_sizes: tuple[tuple[int, int], ...] | None = None,
+                  with_clip_samples: bool | None = None) -> Path:
     """Write manifest/frames/summary (+ samples/curves) into ``run_dir`` and return it.
 
     ``empty_bin`` drops every frame of that pose bin and leaves it out of ``by_pose``;
@@ -156,7 +194,8 @@ def make_fake_run(run_dir: str | Path, *, seed: int = 0, model: str = "julnet-ti
     ``pose_labels=False`` every frame "unknown" with NaN yaw; ``with_uncertainty=False`` no map at all;
     ``constant_column`` one per-frame column with a single value; ``nan_columns`` per-frame columns
     that are all NaN (added when missing); ``sample_sizes`` (H, W) of the samples, padded to the
-    largest with per-sample ``height``/``width`` keys (mixed resolutions).
+    largest with per-sample ``height``/``width`` keys (mixed resolutions); ``with_clip_samples`` writes
+    clip_samples.npz (the best, median and worst clip; default: as ``with_samples``).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +232,9 @@ def make_fake_run(run_dir: str | Path, *, seed: int = 0, model: str = "julnet-ti
         sizes = list(sample_sizes) if sample_sizes else [(size, size)]
         np.savez(run_dir / "samples.npz", **_samples(rng, df, sizes, identical, with_uncertainty,
                                                      pad=sample_sizes is not None))
+    if with_samples if with_clip_samples is None else with_clip_samples:  # its own generator: samples.npz as before
+        np.savez(run_dir / "clip_samples.npz", **_clip_samples(np.random.default_rng(seed + 1), df, size, identical,
+                                                               with_uncertainty))
     if with_curves:
         curves = _curves(df, GROUPS) if with_uncertainty else {"fraction": np.linspace(0.0, 0.98, 50)}
         np.savez(run_dir / "curves.npz", **curves)

@@ -232,6 +232,54 @@ def test_pose_table_marks_the_worst_bin_by_the_specs_direction() -> None:
     assert "5 frames" in html and "0 frames" in html
 
 
+def _shown_and_folded(html: str) -> tuple[list[str], dict[str, list[str]]]:
+    """Row names outside any <details>, and per group heading the row names folded under it."""
+    shown, folded, group = [], {}, None
+    for part in re.split(r'(<tr class="tb-group"><td colspan="\d+">[^<]+</td></tr>|<details.*?</details>)', html):
+        heading = re.match(r'<tr class="tb-group"><td colspan="\d+">([^<]+)</td>', part)
+        if heading:
+            group = heading.group(1)
+        elif part.startswith("<details"):
+            folded[group] = _row_names(part)
+        else:
+            shown += _row_names(part)
+    return shown, folded
+
+
+def test_headline_metrics_lead_each_group_and_the_others_fold_without_javascript() -> None:
+    names = ["psnr", "psnr_mouth", "ssim_mouth", "lse_c_local", "nll", "crps", "hist_kl", "unc_frame_spearman",
+             "fail_auprc", "my_score"]
+    metrics = {n: {"value": 0.5 + i, "ci95": [0.1, 0.9 + i], "n": 10} for i, n in enumerate(names)}
+    assert specs.is_headline("psnr") and not specs.is_headline("psnr_mouth") and not specs.is_headline("my_score")
+    by_pose = {b: {n: {"value": 0.4 + i + k} for i, n in enumerate(names)}
+               for k, b in enumerate(("frontal", "moderate"))}
+    for html in (tables.metrics_table(metrics), tables.pose_table(metrics, by_pose, ["frontal", "moderate"], {})[0]):
+        shown, folded = _shown_and_folded(html)
+        # headline ones in view; a group without one (quality indicator here, "other") is shown whole
+        assert shown == ["psnr", "lse_c_local", "nll", "unc_frame_spearman", "fail_auprc", "my_score"]
+        assert folded == {"image quality": ["psnr_mouth", "ssim_mouth"], "uncertainty": ["crps", "hist_kl"]}
+        assert "2 more image quality metrics: " in html and "psnr_mouth, ssim_mouth" in html
+        # <details> sits in a cell of a full-width row (a <details> between rows would be moved out of the
+        # table by the HTML parser), folded by default, no script
+        assert html.count("<details") == 2 and "<details open" not in html and "<script" not in html
+        assert len(re.findall(r'<tr class="tb-fold"><td colspan="(\d+)"[^>]*><details', html)) == 2
+        # the folded table repeats the outer columns' fixed widths, so its columns line up
+        outer, *inner = re.findall(r"<colgroup>.*?</colgroup>", html)
+        assert len(inner) == 2 and all(c == outer for c in inner) and outer.count("<col") - 1 == \
+            html.split("</thead>")[0].count("<th>")
+    only_rest = tables.metrics_table({"crps": metrics["crps"], "hist_kl": metrics["hist_kl"]})
+    assert "<details" not in only_rest and _row_names(only_rest) == ["crps", "hist_kl"]
+
+
+def test_reports_index_lists_the_headline_metrics_of_specs() -> None:
+    from bench.report import index
+
+    assert index.HEADLINE == specs.HEADLINE == tuple(n for n in specs.ORDER if specs.METRICS[n].headline)
+    assert {"psnr", "ssim", "lpips", "fid", "lse_c", "ause", "miscal_area", "fail_auroc"} <= set(specs.HEADLINE)
+    summary = {"metrics": {"psnr": {"value": 24.0}, "crps": {"value": 0.1}, "nll": {"value": None}}}
+    assert index.headline(summary) == {"psnr": 24.0, "nll": None}
+
+
 def test_formatting() -> None:
     assert tables.fmt(None) == tables.fmt(float("nan")) == tables.fmt("x") == "n/a"
     assert tables.fmt(24.05123) == "24.05" and tables.fmt(0.005058) == "0.005058" and tables.fmt(2e-5) == "2e-05"
@@ -251,3 +299,5 @@ def test_notebook_takes_metric_facts_from_specs_and_is_saved_without_outputs() -
                      "import seaborn"):
         assert own_list not in code, own_list
     assert "bench.cli" not in code  # the report layer sits below the command line
+    # the best, median and worst clips come from clip_samples.npz and are drawn by the shared sample strip
+    assert '"clip_samples.npz"' in code and code.count("plots.sample_grid(") == 2

@@ -46,9 +46,23 @@ def _add_coverage_curves(run: Path) -> None:
     np.savez(run / "curves.npz", **curves)
 
 
+def _add_folded_metrics(run: Path) -> None:
+    """Non-headline metrics (specs' ``headline``) beside fake_run's headline ones, overall and per pose bin."""
+    summary = json.loads((run / "summary.json").read_text())
+    for block in (summary["metrics"], *summary["by_pose"].values()):
+        block["psnr_mouth"] = {"value": 27.5, "ci95": [27.0, 28.0], "higher_is_better": True, "n": 24}
+        block["crps"] = {"value": 0.012, "ci95": None, "higher_is_better": False, "n": 24}
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
 def test_render_full_run(tmp_path: Path) -> None:
     run = make_fake_run(tmp_path / "run", model="julnet-fake", nan_metric="ause")
     _add_coverage_curves(run)
+    _add_folded_metrics(run)
+    clips = dict(np.load(run / "clip_samples.npz"))
+    assert clips["rank"].tolist() == ["best", "median", "worst"] and clips["position"].tolist() == [1, 5, 9]
+    clips["position"][1] = 4  # a stand-in for the median clip, as the scorer's bounded memory may give
+    np.savez(run / "clip_samples.npz", **clips)
     out = render_report(run)
 
     assert out == (run / "report.html").resolve()
@@ -58,11 +72,22 @@ def test_render_full_run(tmp_path: Path) -> None:
         assert name in html, name
     for section in SECTIONS:
         assert f'<h2 id="{section}">' in html, section
-    # box plots, scatters, sparsification curves, calibration curve, sample strip
-    assert html.count('" src="data:image/png;base64,') == 5
+    # box plots, scatters, sparsification curves, calibration curve, best/median/worst clips, sample strip
+    assert html.count('" src="data:image/png;base64,') == 6
     for alt in ("Per-frame metric distributions", "Scatter plots", "Sparsification curves", "Calibration curve",
-                "Sample frames"):
+                "Best, median and worst clips", "Sample frames"):
         assert f'alt="{alt}' in html, alt
+    assert html.index('alt="Best, median and worst clips') < html.index('alt="Sample frames')
+    assert "lowest mean PSNR among the 9 clips" in html
+    assert "the kept clip nearest it, rank 4 of 9, is shown instead" in html
+    # headline metrics first, the others folded (closed) in both tables, readable without JavaScript
+    assert html.count('<details class="tb-details tb-fold">') == 4  # image quality and uncertainty, twice
+    assert "1 more image quality metric: " in html and "1 more uncertainty metric: " in html
+    metric_tables = re.findall(r'<table class="tb-table tb-(?:overall|pose)".*?</tbody></table>(?=\s*</div>)', html,
+                               re.DOTALL)
+    assert len(metric_tables) == 2
+    for table in metric_tables:
+        assert table.index(">psnr<") < table.index("<details") < table.index(">psnr_mouth<")
     assert "central p-interval" in html and "coverage curves" not in html
     # metrics grouped as bench.metrics.specs groups them, with its one-line notes
     assert '<tr class="tb-group"><td colspan="5">image quality</td>' in html
@@ -94,6 +119,7 @@ def test_render_degraded_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     html = out.read_text(encoding="utf-8")
     assert out.parent == (tmp_path / "out").resolve()
     assert "samples.npz not found" in html and "curves.npz not found" in html
+    assert "clip_samples.npz not found" in html  # an older run directory: a note, no error
     assert "no frames" in html and "running" in html
     assert _remote_refs(html) == []
 
@@ -162,6 +188,7 @@ def test_degenerate_runs_render(tmp_path: Path, case: str) -> None:
     assert html.count("data:image/png;base64,") >= 2  # the per-frame plots and the sample strip at least
     if case == "one_frame_identical":
         assert "1 clips · 1 frames" in html
+        assert "The run has 1 clip(s): each is shown once." in html
         assert "Infinite values (PSNR of identical frames)" in html
     if case == "nan_constant_mixed_sizes":
         assert "No finite per-frame values for: lmd" in html

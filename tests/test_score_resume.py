@@ -80,10 +80,14 @@ def recording(monkeypatch, fail_on: str | None = None) -> list[str]:
 def same_results(run: Path, straight: Path) -> None:
     assert json.loads((run / "summary.json").read_text()) == json.loads((straight / "summary.json").read_text())
     pd.testing.assert_frame_equal(pd.read_parquet(run / "frames.parquet"), pd.read_parquet(straight / "frames.parquet"))
-    with np.load(run / "samples.npz") as mine, np.load(straight / "samples.npz") as theirs:
-        assert sorted(mine.files) == sorted(theirs.files)
-        for key in mine.files:
-            np.testing.assert_array_equal(mine[key], theirs[key])
+    for name in ("samples.npz", "clip_samples.npz", "worst.npz", "calibration.npz"):
+        if not (straight / name).exists():
+            assert not (run / name).exists(), name
+            continue
+        with np.load(run / name) as mine, np.load(straight / name) as theirs:
+            assert sorted(mine.files) == sorted(theirs.files), name
+            for key in mine.files:
+                np.testing.assert_array_equal(mine[key], theirs[key], err_msg=f"{name}: {key}")
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and not (run / "partial").exists()
 

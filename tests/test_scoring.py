@@ -1,4 +1,6 @@
 """FrameScorer + summarise: the per-frame rows, pooled calibration and CIs on constructed cases."""
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -116,3 +118,102 @@ def test_rmse_sparsification_option_keeps_the_oracle_property():
     assert result.frames["ause"].abs().max() < 1e-9
     first = result.curves["model_all"][0]
     assert first == pytest.approx(float(np.sqrt((error.numpy() ** 2).mean(axis=(1, 2))).mean()), rel=1e-5)
+
+
+# ---- clip_samples.npz: a frame of the best, median and worst clip by mean PSNR (bench.harness.samples.ClipRanks)
+
+def _clips_by_noise(noise: list[float], frames: int = 5, size: int = 8, seed: int = 0):
+    """One batch per clip: clip ``c<i>`` has Gaussian noise of sd ``noise[i]`` (0: identical frames, PSNR inf)."""
+    rng = np.random.default_rng(seed)
+    for c, sd in enumerate(noise):
+        gt = torch.from_numpy(rng.integers(0, 256, (frames, 3, size, size)).astype(np.float32))
+        pred = (gt + torch.from_numpy(rng.normal(0, sd, gt.shape).astype(np.float32))).clamp(0, 255).round()
+        u = ((pred - gt).abs().mean(1) / 255).clamp_min(1e-3)
+        yield pred, gt, u, [{"clip_id": f"c{c}", "frame": 10 + t, "yaw": float(5 * c)} for t in range(frames)]
+
+
+def _expected_ranks(result) -> list[str]:
+    """Clip ids best first by mean PSNR capped at 100 dB (ties: the earlier clip), from frames.parquet's rows."""
+    frames = result.frames.assign(psnr=np.minimum(result.frames["psnr"], 100.0))
+    means = frames.groupby("clip_id", sort=False)["psnr"].mean()
+    order = {cid: i for i, cid in enumerate(means.index)}
+    return sorted(means.index, key=lambda cid: (-means[cid], order[cid]))
+
+
+def test_clip_samples_are_the_best_median_and_worst_clip_by_mean_psnr():
+    noise = [30.0, 2.0, 60.0, 10.0, 0.0, 45.0, 20.0]  # c4 identical (PSNR inf, counted as 100 dB), c2 noisiest
+    scorer = FrameScorer(CONFIG)
+    for pred, gt, u, meta in _clips_by_noise(noise):
+        scorer.update(pred, gt, u, None, meta)
+    result = scorer.result()
+    ranked = _expected_ranks(result)
+    assert ranked[0] == "c4" and ranked[-1] == "c2" and ranked[3] == "c6"  # the median of seven: 4th best
+    clips = result.clip_samples
+    assert clips["rank"].tolist() == ["best", "median", "worst"]
+    assert clips["clip_id"].tolist() == ["c4", "c6", "c2"]
+    assert clips["position"].tolist() == [1, 4, 7] and clips["n_clips"].tolist() == [7, 7, 7]
+    assert clips["frame"].tolist() == [12, 12, 12]  # the middle of frames 10..14
+    assert clips["clip_frames"].tolist() == [5, 5, 5]
+    frames = result.frames
+    for cid, mean in zip(clips["clip_id"], clips["clip_psnr"]):
+        assert mean == pytest.approx(np.minimum(frames.loc[frames["clip_id"] == cid, "psnr"], 100.0).mean())
+    assert clips["clip_psnr"][0] == 100.0 and clips["clip_psnr"][0] > clips["clip_psnr"][1] > clips["clip_psnr"][2]
+    # the stored frame is that clip's frame: its PSNR is the row's
+    row = frames[(frames["clip_id"] == "c2") & (frames["frame"] == 12)].iloc[0]
+    gt, pred = clips["gt"][2].astype(float), clips["pred"][2].astype(float)
+    assert 10 * np.log10(255 ** 2 / ((gt - pred) ** 2).mean()) == pytest.approx(row["psnr"], abs=1e-3)
+    assert clips["height"].tolist() == [8, 8, 8] and clips["uncertainty"].shape == (3, 8, 8)
+
+
+def test_clip_samples_keep_bounded_memory_and_say_which_clip_stood_in_for_the_median():
+    from bench.harness.samples import CLIP_POOL, MIDDLE_KEEP
+
+    rng = np.random.default_rng(3)
+    noise = list(np.sort(rng.uniform(1, 80, 60)))  # best first: the running median drifts away from early clips
+    scorer = FrameScorer(CONFIG)
+    for pred, gt, u, meta in _clips_by_noise(noise, frames=3, size=4):
+        scorer.update(pred, gt, u, None, meta)
+        assert len(scorer.clip_ranks.kept) <= CLIP_POOL + 2
+    result = scorer.result()
+    ranked = _expected_ranks(result)
+    clips = result.clip_samples
+    assert clips["clip_id"][0] == ranked[0] and clips["clip_id"][-1] == ranked[-1]
+    assert clips["position"][0] == 1 and clips["position"][-1] == 60
+    # the median stand-in is a kept clip near the median, and its own place is what is recorded
+    assert clips["rank"][1] == "median" and ranked[clips["position"][1] - 1] == clips["clip_id"][1]
+    assert 0 < abs(int(clips["position"][1]) - 30) <= 3  # sorted clips: the exact median's frame was dropped
+    shuffled = FrameScorer(CONFIG)  # in a mixed order the median clip stays near the running median: exact
+    for c in np.random.default_rng(0).permutation(60):
+        (pred, gt, u, meta), = _clips_by_noise([noise[c]], frames=3, size=4, seed=int(c))
+        shuffled.update(pred, gt, u, None, [{**m, "clip_id": f"c{c}"} for m in meta])
+    result = shuffled.result()
+    assert result.clip_samples["clip_id"].tolist() == [_expected_ranks(result)[i] for i in (0, 29, 59)]
+
+    # a long clip: at most 2 * MIDDLE_KEEP of its frames are held, and the one kept is near its middle
+    scorer = FrameScorer(CONFIG)
+    for start in range(0, 100, 10):
+        (pred, gt, u, meta), = _clips_by_noise([10.0], frames=10, size=4, seed=start)
+        scorer.update(pred, gt, u, None, [{**m, "frame": start + i} for i, m in enumerate(meta)])
+        assert len(scorer.clip_ranks.buffer) <= 2 * MIDDLE_KEEP
+    frame = int(scorer.result().clip_samples["frame"][0])
+    assert abs(frame - 49) <= 100 // (2 * MIDDLE_KEEP)
+
+
+def test_clip_samples_from_merged_clip_states_equal_one_scorers():
+    from bench.harness.scorer_state import export_state, merge_state
+
+    noise = [float(x) for x in np.random.default_rng(1).uniform(1, 60, 24)]
+    single, merged = FrameScorer(CONFIG), FrameScorer(CONFIG)
+    for pred, gt, u, meta in _clips_by_noise(noise, frames=3, size=4):
+        single.update(pred, gt, u, None, meta)
+        one = FrameScorer(CONFIG)
+        one.update(pred, gt, u, None, meta)
+        buffer = io.BytesIO()  # through np.savez and np.load(allow_pickle=False), as partial files are
+        np.savez(buffer, **export_state(one))
+        buffer.seek(0)
+        with np.load(buffer, allow_pickle=False) as state:
+            merge_state(merged, {key: state[key] for key in state.files})
+    a, b = single.result().clip_samples, merged.result().clip_samples
+    assert sorted(a) == sorted(b) and len(a["gt"]) == 3
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])

@@ -19,6 +19,11 @@
   worst.npz       the 4 frames with the largest err_mean, then the 4 with the largest unc_mean (with a map):
                   gt, pred, error, uncertainty, clip_id, frame, yaw, by ("error" | "uncertainty"), value (that
                   err_mean / unc_mean), row (in frames.parquet), padded like samples.npz (height, width)
+  clip_samples.npz  the scored frame nearest the middle of the best, the median and the worst clip by mean PSNR
+                  (capped at 100 dB as in summary.json; ``bench.harness.samples.ClipRanks``): gt, pred, error,
+                  uncertainty, clip_id, frame, yaw, rank ("best" | "median" | "worst"), clip_psnr (the clip's
+                  mean PSNR), position (its place by mean PSNR, 1 = best), n_clips, clip_frames, padded like
+                  samples.npz (height, width); a clip picked twice (fewer than three clips) is listed once
   report.html     the rendered notebook (absent when the report failed or was skipped)
   report_error.log  only after a failed report: the error and the notebook's traceback
 """
@@ -174,6 +179,8 @@ def finish_run(run_dir: Path, manifest: dict[str, Any], result: Any, summary: di
                      frame=np.asarray(row, np.int64))
         if result.worst:
             np.savez(run_dir / "worst.npz", **result.worst)
+        if getattr(result, "clip_samples", None):
+            np.savez(run_dir / "clip_samples.npz", **result.clip_samples)
         write_json(run_dir / "summary.json", summary)
         manifest.update(status="scored", timings=timings)  # results written; the report is the last step
         write_json(run_dir / "manifest.json", manifest)

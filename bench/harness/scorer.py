@@ -5,7 +5,8 @@ B x 3 x H x W), optionally the predicted scale u (B x H x W) and the region of g
 (H x W bool), plus one metadata dict per frame. It keeps per-frame rows, a few per-frame arrays
 (coverage counts, a fixed pixel subsample) and sparsification curve sums per pose group: memory is
 small per frame and independent of the image size. Whole frames are kept only as sample candidates
-(bounded pools per pose bin) and as the worst frames by error and by uncertainty (small heaps).
+(bounded pools per pose bin), as the worst frames by error and by uncertainty (small heaps) and as one
+frame of the best, median and worst clip by mean PSNR (``bench.harness.samples.ClipRanks``).
 ``summarise`` turns the result into summary.json.
 
 Image metrics use the full frame. Calibration metrics use the region's pixels (see evaluate.py).
@@ -26,7 +27,7 @@ from bench.metrics import specs
 from bench.config import POSE_BINS, EvalConfig, pose_bin, pose_bins
 from bench.metrics.fid import FIDAccumulator, inception_features
 from bench.metrics.lpips import lpips_distance
-from bench.harness.samples import WORST_BY, WorstFrames, select_samples, wanted
+from bench.harness.samples import WORST_BY, ClipRanks, WorstFrames, select_samples, wanted
 from bench.metrics.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
 
 
@@ -55,6 +56,7 @@ class EvalResult:
     subsample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (u, e, frame row) pixel subsample
     samples: dict[str, np.ndarray] = field(default_factory=dict)
     worst: dict[str, np.ndarray] = field(default_factory=dict)  # worst.npz (bench.harness.samples.WorstFrames)
+    clip_samples: dict[str, np.ndarray] = field(default_factory=dict)  # clip_samples.npz (samples.ClipRanks)
     fid: dict[str, FIDAccumulator] = field(default_factory=dict)  # per group ("all", pose bins)
     clips: pd.DataFrame | None = None  # clip-level scores (lip sync), one row per clip
 
@@ -93,6 +95,7 @@ class FrameScorer:
         self.curve_counts: dict[str, int] = {}
         self.sample_pool: dict[str, list[dict]] = {}
         self.worst = WorstFrames()
+        self.clip_ranks = ClipRanks()
         self.has_uncertainty: bool | None = None
 
     @classmethod
@@ -144,6 +147,7 @@ class FrameScorer:
             self.add_sample(group, item)
             for by, column in WORST_BY.items():
                 self.worst.add(by, row.get(column), len(self.rows) - 1, item)
+            self.clip_ranks.add(item["clip_id"], row["psnr"], item)
 
     def _update_fid(self, pred_u8: torch.Tensor, gt_u8: torch.Tensor, meta: list[dict[str, Any]]) -> None:
         picks = [i for i in range(len(meta)) if (self.frames_seen + i) % self.config.fid_every == 0]
@@ -219,7 +223,7 @@ class FrameScorer:
         return EvalResult(frames=frames, fractions=self.fractions, has_uncertainty=bool(self.has_uncertainty),
                           curves=curves, inside=inside, region_pixels=pixels, subsample=subsample,
                           samples=select_samples(self.sample_pool, self.config.samples_per_bin),
-                          worst=self.worst.stack(), fid=self.fid,
+                          worst=self.worst.stack(), clip_samples=self.clip_ranks.stack(), fid=self.fid,
                           clips=pd.DataFrame(self.clip_rows) if self.clip_rows else None)
 
 

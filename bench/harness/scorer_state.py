@@ -3,9 +3,10 @@
 ``export_state`` holds everything ``FrameScorer.result`` needs from the frames scored so far: frame and
 clip rows, the calibration state (coverage inside counts, region pixel counts, the pixel subsample,
 sparsification curve sums and counts per group), the FID Inception features (a scorer built with
-``keep_features``: features, not 2048 x 2048 sums), the sample candidates and the worst-frame candidates. ``merge_state`` adds
-states up in order into another scorer. A summary built from merged states depends only on the states
-and their order, so a run resumed from saved states equals an uninterrupted one.
+``keep_features``: features, not 2048 x 2048 sums), the sample candidates, the worst-frame candidates and
+every clip's mean PSNR with the representative frames still kept (``bench.harness.samples.ClipRanks``).
+``merge_state`` adds states up in order into another scorer. A summary built from merged states depends
+only on the states and their order, so a run resumed from saved states equals an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -34,16 +35,29 @@ def sample_candidates(scorer: FrameScorer) -> dict[str, list[dict]]:
     return {group: spread(items, wanted(group, per_bin)) for group, items in scorer.sample_pool.items()}
 
 
+def clip_records(scorer: FrameScorer) -> list[tuple[str, float, int, int, dict | None]]:
+    """(clip_id, PSNR sum, finite count, frames, representative frame or None) per clip, in scoring order,
+    the clip being scored last: what ``ClipRanks.add_record`` replays."""
+    ranks = scorer.clip_ranks
+    records = [(cid, s, n, frames, ranks.kept.get(cid)) for cid, (s, n, frames, _) in ranks.clips.items()]
+    record = ranks.open_record()
+    return records + ([record] if record is not None else [])
+
+
 def export_state(scorer: FrameScorer) -> dict[str, np.ndarray]:
     """The scorer's state as arrays that ``np.savez`` stores and ``np.load(allow_pickle=False)`` reads."""
     candidates = [(group, item) for group, items in sample_candidates(scorer).items() for item in items]
     worst = scorer.worst.entries()
+    clips = clip_records(scorer)
     meta = {"format": STATE_FORMAT, "rows": scorer.rows, "clip_rows": scorer.clip_rows,
             "has_uncertainty": scorer.has_uncertainty, "curve_counts": scorer.curve_counts,
             "samples": [{"group": group, **{k: v for k, v in item.items() if k not in SAMPLE_ARRAYS}}
                         for group, item in candidates],
             "worst": [{"by": by, "value": value, "row": row, **{k: v for k, v in item.items() if k not in SAMPLE_ARRAYS}}
-                      for by, value, row, item in worst]}
+                      for by, value, row, item in worst],
+            "clips": [{"clip_id": cid, "psnr_sum": total, "count": count, "frames": frames,
+                       "item": None if item is None else {k: v for k, v in item.items() if k not in SAMPLE_ARRAYS}}
+                      for cid, total, count, frames, item in clips]}
     # JSON keeps floats exactly (shortest round-trip repr), NaN and inf included.
     state = {
         "meta": np.array(json.dumps(meta, default=_json_scalar)),
@@ -64,6 +78,9 @@ def export_state(scorer: FrameScorer) -> dict[str, np.ndarray]:
     for index, (_, _, _, item) in enumerate(worst):
         for key in SAMPLE_ARRAYS:
             state[f"worst{index}_{key}"] = np.asarray(item[key])
+    for index, (_, _, _, _, item) in enumerate(clips):
+        for key in SAMPLE_ARRAYS if item is not None else ():
+            state[f"clip{index}_{key}"] = np.asarray(item[key])
     return state
 
 
@@ -100,3 +117,9 @@ def merge_state(scorer: FrameScorer, state: Mapping[str, np.ndarray]) -> None:
         by, value, row = info.pop("by"), info.pop("value"), info.pop("row")
         scorer.worst.add(by, value, int(row) + offset,
                          {**{key: np.asarray(state[f"worst{index}_{key}"]) for key in SAMPLE_ARRAYS}, **info})
+    scorer.clip_ranks.close()  # the saved clips come after any clip the scorer was scoring
+    for index, info in enumerate(meta.get("clips", [])):  # states saved before clip_samples.npz have none
+        labels = info["item"]
+        item = None if labels is None else {**{key: np.asarray(state[f"clip{index}_{key}"]) for key in SAMPLE_ARRAYS},
+                                            **labels}
+        scorer.clip_ranks.add_record(info["clip_id"], info["psnr_sum"], int(info["count"]), int(info["frames"]), item)

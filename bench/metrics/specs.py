@@ -14,12 +14,14 @@ One row per metric name as it appears in summary.json, frames.parquet or clips.p
 * ``cap``: means are taken after clipping values to this (PSNR of identical frames is +inf).
 * ``in_summary``: summary.json averages it (False: a per-frame / per-clip column only tables and
   comparisons show). The scorer writes summary.json's metrics in this table's order.
+* ``headline``: one of the few metrics a report shows first in its group (the rest are folded) and the
+  reports index lists per model (``HEADLINE``).
 
 Imports nothing: the command line reads it without loading torch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Level = Literal["frame", "clip", "pooled", "set"]
@@ -36,6 +38,7 @@ class MetricSpec:
     reference: str
     cap: float | None = None
     in_summary: bool = True
+    headline: bool = False
 
 
 PSNR_CAP = 100.0  # dB: identical frames (PSNR = inf) count as 100 dB in every mean
@@ -114,8 +117,13 @@ _TABLE = (
     _spec("av_offset_local", "clip", None, "lip sync", "audio-video offset in frames, talkbench's own expert",
           "syncnet_python's offset search", in_summary=False),
 )
-METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _TABLE}
+# The metrics reports lead with: what papers report (image quality, lip sync) and the main calibration and
+# quality-indicator figures; every other metric is folded under them.
+_HEADLINE = frozenset({"psnr", "ssim", "lpips", "fid", "lmd", "lse_c", "lse_d", "lse_c_local", "lse_d_local",
+                       "ause", "aurg", "unc_spearman", "miscal_area", "nll", "fail_auroc"})
+METRICS: dict[str, MetricSpec] = {spec.name: replace(spec, headline=spec.name in _HEADLINE) for spec in _TABLE}
 ORDER: tuple[str, ...] = tuple(METRICS)
+HEADLINE: tuple[str, ...] = tuple(name for name, row in METRICS.items() if row.headline)  # in table order
 
 FRAME_METRICS = ("psnr", "ssim", "err_mean", "lpips", "lmd")  # per-frame metrics `bench score --metric` prints
 
@@ -143,6 +151,12 @@ def names(level: Level | None = None, group: str | None = None) -> tuple[str, ..
     """Metric names in table order, optionally of one level and/or group."""
     return tuple(n for n, s in METRICS.items() if (level is None or s.level == level)
                  and (group is None or s.group == group))
+
+
+def is_headline(name: str) -> bool:
+    """Whether reports show ``name`` first in its group (False for names the table does not know)."""
+    row = METRICS.get(name)
+    return row is not None and row.headline
 
 
 def higher_is_better(name: str) -> bool | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.files import atomic_write, write_json
+from bench.metrics import specs
 from bench.report.render import render_notebook
 from bench.report.tables import fmt
 
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 SIDECAR_SUFFIX = ".meta.json"
 INDEX_NAME = "index.html"
-# The metrics the index shows per model, when a run has them (bench.metrics.specs names).
-HEADLINE = ("psnr", "ssim", "lpips", "fid", "lse_c", "lse_c_local", "ause", "miscal_area")
+# The metrics the index shows per model, when a run has them: the headline ones of bench.metrics.specs, which
+# the reports also show first (one list, so the index and the reports agree).
+HEADLINE = specs.HEADLINE
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

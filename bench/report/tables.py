@@ -101,16 +101,55 @@ def _metric_cell(name: str, *entries: Any) -> str:
     return f'<span{title}>{html.escape(name)}</span> <span class="tb-arrow">{arrow(name, *entries)}</span>'
 
 
-def _table(caption: str, header: Sequence[str], groups: list[tuple[str, list[list[str]]]],
-           extra_class: str = "") -> str:
-    """A tb-table; ``header`` and row cells are HTML already; a group heading row above each group's rows."""
+Group = tuple[str, list[list[str]]] | tuple[str, list[list[str]], list[list[str]]]
+
+
+def split_headline(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(headline, rest) of one group's names (bench.metrics.specs' ``headline``). A group with no headline
+    metric (e.g. names the table does not know) shows all of them: there would be nothing to lead with."""
+    lead = [n for n in names if specs.is_headline(n)]
+    return (lead, [n for n in names if n not in lead]) if lead else (list(names), [])
+
+
+def _colgroup(widths: Sequence[str | None]) -> str:
+    return "<colgroup>" + "".join(f'<col style="width:{w}">' if w else "<col>" for w in widths) + "</colgroup>"
+
+
+def _rows(rows: list[list[str]]) -> str:
+    return "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells in rows)
+
+
+def _fold(group: str, names: Sequence[str], rows: list[list[str]], ncols: int, widths: Sequence[str | None]) -> str:
+    """A full-width row holding a <details> (folded, works without JavaScript) with the group's other rows in
+    a table of the same fixed column widths, so its columns line up with the outer table's."""
+    listed = ", ".join(html.escape(n) for n in names)
+    return (f'<tr class="tb-fold"><td colspan="{ncols}" style="padding:0;background:#fff">'
+            f'<details class="tb-details tb-fold"><summary style="padding:4px 14px;font-size:12px;text-align:left;'
+            f'white-space:normal">{len(rows)} more {html.escape(group)} metric{"s" if len(rows) != 1 else ""}: '
+            f'<span class="tb-muted">{listed}</span></summary>'
+            f'<table class="tb-table tb-inner" style="margin:0;width:100%;table-layout:fixed">{_colgroup(widths)}'
+            f"<tbody>{_rows(rows)}</tbody></table></details></td></tr>")
+
+
+def _table(caption: str, header: Sequence[str], groups: Sequence[Group], extra_class: str = "",
+           widths: Sequence[str | None] | None = None, folded_names: Mapping[str, Sequence[str]] | None = None) -> str:
+    """A tb-table; ``header`` and row cells are HTML already; a group heading row above each group's rows.
+
+    A group given as (group, rows, folded rows) shows its folded rows in a <details> under the others
+    (``widths``: the columns' fixed widths, which the folded table repeats; ``folded_names`` the names
+    its summary lists).
+    """
     head = "".join(f"<th>{h}</th>" for h in header)
     body = []
-    for group, rows in groups:
+    for group, rows, *rest in groups:
+        folded = rest[0] if rest else []
         body.append(f'<tr class="tb-group"><td colspan="{len(header)}">{html.escape(group)}</td></tr>')
-        body += ["<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells in rows]
+        body.append(_rows(rows))
+        if folded:
+            body.append(_fold(group, (folded_names or {}).get(group, ()), folded, len(header), widths or ()))
     cls = f"tb-table {extra_class}".strip()
-    return (f'<table class="{cls}"><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
+    layout = f' style="table-layout:fixed;width:100%">{_colgroup(widths)}' if widths else ">"
+    return (f'<table class="{cls}"{layout}<caption>{caption}</caption><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
 
 
@@ -122,72 +161,86 @@ def metrics_table(metrics: Mapping[str, Any], floor: Mapping[str, Any] | None = 
     """
     floor_metrics = floor.get("metrics") if isinstance(floor, Mapping) else None
     floor_metrics = floor_metrics if isinstance(floor_metrics, Mapping) else None
-    groups = []
+    groups, folded_names = [], {}
+
+    def row_of(name: str) -> list[str]:
+        m = _entry(metrics[name])
+        value = num(m.get("value"))
+        row = specs.spec(name)
+        about = (f'<span title="{html.escape(row.reference)}">{html.escape(row.note)}</span>'
+                 if row is not None else "")
+        cells = [_metric_cell(name, m), _MUTED_NA if fmt(value) == "n/a" else fmt(value),
+                 fmt_ci(m.get("ci95"), value if math.isfinite(value) else None), fmt_count(m.get("n"))]
+        if floor_metrics is not None:
+            base = num(_entry(floor_metrics.get(name)).get("value"))
+            cells.append(_MUTED_NA if fmt(base) == "n/a" else fmt(base, value if math.isfinite(value) else None))
+        return [*cells, f'<span class="tb-about">{about}</span>']
+
     for group, names in grouped(metrics):
-        rows = []
-        for name in names:
-            m = _entry(metrics[name])
-            value = num(m.get("value"))
-            row = specs.spec(name)
-            about = (f'<span title="{html.escape(row.reference)}">{html.escape(row.note)}</span>'
-                     if row is not None else "")
-            cells = [_metric_cell(name, m), _MUTED_NA if fmt(value) == "n/a" else fmt(value),
-                     fmt_ci(m.get("ci95"), value if math.isfinite(value) else None), fmt_count(m.get("n"))]
-            if floor_metrics is not None:
-                base = num(_entry(floor_metrics.get(name)).get("value"))
-                cells.append(_MUTED_NA if fmt(base) == "n/a" else fmt(base, value if math.isfinite(value) else None))
-            rows.append([*cells, f'<span class="tb-about">{about}</span>'])
-        groups.append((group, rows))
+        lead, rest = split_headline(names)
+        groups.append((group, [row_of(n) for n in lead], [row_of(n) for n in rest]))
+        folded_names[group] = rest
     header, caption = ["metric", "value", "95% CI", "n"], "Overall · ↑ higher is better, ↓ lower is better"
+    widths = ["17%", "10%", "17%", "7%"]
     if floor_metrics is not None:
         floor_name = html.escape(str(floor.get("model") or "baseline"))
         header.append(f"{floor_name} floor")
+        widths.append("10%")
         caption += f" · {floor_name} floor: the baseline every generator must beat, scored on the same clips"
-    return _table(caption, header + ['<span class="tb-about-h">what it measures</span>'], groups, "tb-overall")
+    caption += " · the other metrics of each group are folded under its headline ones"
+    return _table(caption, header + ['<span class="tb-about-h">what it measures</span>'], groups, "tb-overall",
+                  widths=[*widths, None], folded_names=folded_names)
 
 
 def pose_table(metrics: Mapping[str, Any], by_pose: Mapping[str, Any], bins: Sequence[str],
                bin_counts: Mapping[str, int]) -> tuple[str, bool]:
-    """Metrics x pose bins, each value with its 95% CI below and the worst bin per metric in red bold.
+    """Metrics x pose bins, each value with its 95% CI below and the worst bin per metric in red bold;
+    headline metrics first in each group, the others folded (as in ``metrics_table``).
 
     Returns (html, whether any worst bin was marked): ties and metrics with no direction have none.
     A bin missing from ``by_pose`` reads "no frames".
     """
     names = set(metrics) | {n for b in by_pose.values() if isinstance(b, Mapping) for n in b}
-    any_worst = False
-    groups = []
+    marked = []
+
+    def row_of(name: str) -> list[str]:
+        overall_entry = metrics.get(name)
+        entries = {b: (by_pose.get(b) or {}).get(name) for b in bins}
+        hib = direction(name, overall_entry, *entries.values())
+        values = {b: num(_entry(e).get("value")) if e is not None else float("nan") for b, e in entries.items()}
+        finite = {b: v for b, v in values.items() if math.isfinite(v)}
+        overall = num(_entry(overall_entry).get("value")) if overall_entry is not None else float("nan")
+        refs = [abs(x) for x in (overall, *finite.values()) if math.isfinite(x)]
+        ref = max(refs) if refs else float("nan")
+        worst = None
+        if len(set(finite.values())) >= 2 and hib in (True, False):  # ties have no worst bin
+            worst = (min if hib else max)(finite, key=finite.get)
+            marked.append(name)
+        cells = [_metric_cell(name, overall_entry, *entries.values()),
+                 _MUTED_NA if fmt(overall) == "n/a" else fmt(overall, ref)]
+        for b in bins:
+            if b not in by_pose:
+                cells.append('<span class="tb-muted">no frames</span>')
+                continue
+            if b not in finite:
+                cells.append(_MUTED_NA)
+                continue
+            text = f'<span class="{"tb-worst" if b == worst else ""}">{fmt(values[b], ref)}</span>'
+            ci = fmt_ci(_entry(entries[b]).get("ci95"), ref)
+            cells.append(text + (f'<br><span class="tb-ci">{ci}</span>' if ci != "—" else ""))
+        return cells
+
+    groups, folded_names = [], {}
     for group, group_names in grouped(names):
-        rows = []
-        for name in group_names:
-            overall_entry = metrics.get(name)
-            entries = {b: (by_pose.get(b) or {}).get(name) for b in bins}
-            hib = direction(name, overall_entry, *entries.values())
-            values = {b: num(_entry(e).get("value")) if e is not None else float("nan") for b, e in entries.items()}
-            finite = {b: v for b, v in values.items() if math.isfinite(v)}
-            overall = num(_entry(overall_entry).get("value")) if overall_entry is not None else float("nan")
-            refs = [abs(x) for x in (overall, *finite.values()) if math.isfinite(x)]
-            ref = max(refs) if refs else float("nan")
-            worst = None
-            if len(set(finite.values())) >= 2 and hib in (True, False):  # ties have no worst bin
-                worst = (min if hib else max)(finite, key=finite.get)
-                any_worst = True
-            cells = [_metric_cell(name, overall_entry, *entries.values()),
-                     _MUTED_NA if fmt(overall) == "n/a" else fmt(overall, ref)]
-            for b in bins:
-                if b not in by_pose:
-                    cells.append('<span class="tb-muted">no frames</span>')
-                    continue
-                if b not in finite:
-                    cells.append(_MUTED_NA)
-                    continue
-                text = f'<span class="{"tb-worst" if b == worst else ""}">{fmt(values[b], ref)}</span>'
-                ci = fmt_ci(_entry(entries[b]).get("ci95"), ref)
-                cells.append(text + (f'<br><span class="tb-ci">{ci}</span>' if ci != "—" else ""))
-            rows.append(cells)
-        groups.append((group, rows))
+        lead, rest = split_headline(group_names)
+        groups.append((group, [row_of(n) for n in lead], [row_of(n) for n in rest]))
+        folded_names[group] = rest
     header = ["metric", "all", *(f'{html.escape(b)}<br><span class="tb-n">{bin_counts.get(b, 0)} frames</span>'
                                  for b in bins)]
-    return _table("By pose bin (per-frame |yaw|) · value with 95% CI below", header, groups), any_worst
+    widths = ["17%", "13%", *[f"{70 / max(len(bins), 1):.2f}%"] * len(bins)]
+    caption = ("By pose bin (per-frame |yaw|) · value with 95% CI below · the other metrics of each group are "
+               "folded under its headline ones")
+    return _table(caption, header, groups, "tb-pose", widths=widths, folded_names=folded_names), bool(marked)
 
 
 def kv_table(rows: Iterable[tuple[str, str | None]]) -> str:
