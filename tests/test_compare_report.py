@@ -184,3 +184,30 @@ def test_screenshot_is_not_blank(rendered: dict, tmp_path: Path) -> None:
     ink = pixels < 200
     assert ink.mean() > 0.01 and pixels.std() > 10  # text, tables and figures, not a white page
     assert ink[:600].mean() > 0.005 and ink[2000:].mean() > 0.005  # the tables run down the page
+
+
+@pytest.mark.slow
+def test_reports_from_real_smoke_runs_of_two_models(tmp_path, monkeypatch, provisioned):
+    """Fixture runs from `bench run` itself (julnet and the pasteref floor at the smoke preset): the compare
+    report and julnet's calibration report render from them, and reports/index.html lists both."""
+    from bench.cli import main
+
+    monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
+    runs = []
+    for model in ("julnet", "pasteref"):
+        runs.append(tmp_path / model)
+        assert main(["run", "--model", model, "--preset", "smoke", "--out", str(runs[-1]), "--no-progress",
+                     "--no-report"]) == 0
+    reports = tmp_path / "reports"
+    assert main(["compare", *map(str, runs), "--report", "--reports", str(reports), "--resamples", "200"]) == 0
+    assert main(["report", str(runs[0]), "--notebook", "calibration", "--reports", str(reports)]) == 0
+    compare_html = next(reports.glob("compare-*.html")).read_text(encoding="utf-8")
+    calibration_html = next(reports.glob("calibration-*.html")).read_text(encoding="utf-8")
+    assert "julnet" in compare_html and "pasteref" in compare_html and "data:image/png;base64" in compare_html
+    assert "Could it be recalibrated?" in calibration_html and "val split" in calibration_html
+    assert "calibration.npz (the pixel subsample) is not in this run directory" not in calibration_html
+    assert "worst.npz is not in this run directory" not in calibration_html
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert index.count("<tr>") == 3  # header + the two reports
+    for html in (compare_html, calibration_html):
+        assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', html)
