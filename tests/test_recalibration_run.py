@@ -185,7 +185,7 @@ def test_bench_score_cross_fits_and_writes_both_files(tmp_path):
     assert _finite(block["scale"]) and block["scale"]["map"]["scale"] < 0.8  # the map was 2x over-wide
     frames = pd.read_parquet(run_dir / "frames.parquet")
     with np.load(run_dir / "calibration.npz") as cal:
-        assert cal["u"].size == 6 * 32 * 32 // CONFIG.spearman_stride and set(cal["frame"]) == set(range(6))
+        assert cal["u"].size == 6 * -(-32 * 32 // CONFIG.spearman_stride) and set(cal["frame"]) == set(range(6))
     with np.load(run_dir / "worst.npz") as worst:
         assert list(worst["row"][:4]) == list(frames["err_mean"].sort_values(ascending=False).index[:4])
         assert worst["gt"].shape == (8, 32, 32, 3) and list(worst["frame"][:2]) == [5, 4]

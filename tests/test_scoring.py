@@ -217,3 +217,16 @@ def test_clip_samples_from_merged_clip_states_equal_one_scorers():
     assert sorted(a) == sorted(b) and len(a["gt"]) == 3
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.parametrize("width", [32, 48, 64, 96, 112, 128, 224, 256])
+def test_the_pixel_subsample_covers_every_column_of_the_generated_region(width):
+    """The pooled statistics (unc_spearman, ause_pooled, recalibration) use every k-th generated pixel in
+    raster order: k must not divide into the row width, or the subsample is the same few columns of every
+    row (k = 16 took 4 columns of a 64-px region and biased the pooled miscalibration area)."""
+    from bench.config import EvalConfig
+
+    stride = EvalConfig().spearman_stride
+    rows = width // 2  # the lower half
+    columns = np.arange(0, rows * width, stride) % width
+    assert np.unique(columns).size == min(width, columns.size)  # every sample in another column while they last
