@@ -88,7 +88,7 @@ def _image_header(path: Path) -> tuple[int, int, bool]:
     return height, width, gray
 
 
-def _gray_format(name: str) -> bool:
+def gray_format(name: str) -> bool:
     """A gray pixel format: one non-alpha component (gray*, ya*, mono*); pal8 indexes colours."""
     try:
         components = av.VideoFormat(name).components
@@ -162,7 +162,7 @@ def probe(path: str | Path, exact: bool = False) -> VideoInfo:
                 if first is None or exact:  # the flush packet (size 0) drains the decoder
                     for frame in packet.decode():
                         if first is None:
-                            first, gray = (frame.height, frame.width), _gray_format(frame.format.name)
+                            first, gray = (frame.height, frame.width), gray_format(frame.format.name)
                         decoded += 1
         except _AV_ERRORS as error:
             raise VideoError(f"{path}: video cannot be decoded ({_first_line(error)})") from None

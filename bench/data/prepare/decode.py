@@ -16,7 +16,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from bench.api import SAMPLE_RATE, VIDEO_FPS
-from bench.data.video import resample_indices
+from bench.data.video import gray_format, resample_indices
 from bench.errors import BenchError
 
 MIN_SIDE = 64  # px: a face in a smaller frame is too small to track
@@ -54,14 +54,6 @@ def open_container(path: Path) -> av.container.InputContainer:
         raise SourceError(f"not a readable video (corrupt or truncated file: {_reason(error)})") from None
 
 
-def _gray(name: str) -> bool:
-    try:
-        components = av.VideoFormat(name).components
-    except (ValueError, av.FFmpegError):
-        return False
-    return not name.startswith("pal") and sum(not c.is_alpha for c in components) == 1
-
-
 def scan_video(path: Path, max_seconds: float | None = None) -> VideoScan:
     """Decode every frame (up to ``max_seconds``) shrunk for detection, with its time stamp."""
     with open_container(path) as container:
@@ -77,7 +69,7 @@ def scan_video(path: Path, max_seconds: float | None = None) -> VideoScan:
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if not small:
-                    size, gray = (frame.height, frame.width), _gray(frame.format.name)
+                    size, gray = (frame.height, frame.width), gray_format(frame.format.name)
                     if min(size) < MIN_SIDE:
                         raise SourceError(f"resolution {size[1]}x{size[0]} is too small (shorter side < {MIN_SIDE} px)")
                     if max(size) > MAX_SIDE:
