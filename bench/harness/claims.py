@@ -48,9 +48,7 @@ class _Run:
             return None
         if pose_bin is not None:
             table = table[table["pose_bin"].astype(str) == pose_bin]
-        values = pd.to_numeric(table[metric], errors="coerce").astype(float)
-        if spec is not None and spec.cap is not None:
-            values = values.clip(upper=spec.cap)
+        values = specs.capped(metric, pd.to_numeric(table[metric], errors="coerce").astype(float))
         return values.groupby(table["clip_id"]).mean().dropna()
 
     def value(self, metric: str, pose_bin: str | None = None) -> float:

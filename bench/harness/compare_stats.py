@@ -70,11 +70,6 @@ def numeric_columns(df: pd.DataFrame) -> set[str]:
             and not pd.api.types.is_bool_dtype(df[c])}
 
 
-def _capped(name: str, values: np.ndarray) -> np.ndarray:
-    row = specs.spec(name)  # as summary.json: identical frames (PSNR inf) count as the cap
-    return values if row is None or row.cap is None else np.minimum(values, row.cap)
-
-
 def _groups(merged: pd.DataFrame, bins: Sequence[str]) -> list[tuple[str, np.ndarray]]:
     out = [("all", np.ones(len(merged), bool))]
     if "pose_bin" in merged.columns:
@@ -91,8 +86,8 @@ def paired_rows(merged: pd.DataFrame, metrics: Sequence[str], level: str, basis:
     groups = _groups(merged, bins)
     for name in metrics:
         higher = direction(name)
-        va = _capped(name, merged[f"{name}_a"].to_numpy(dtype=np.float64))
-        vb = _capped(name, merged[f"{name}_b"].to_numpy(dtype=np.float64))
+        va = specs.capped(name, merged[f"{name}_a"].to_numpy(dtype=np.float64))
+        vb = specs.capped(name, merged[f"{name}_b"].to_numpy(dtype=np.float64))
         for group, mask in groups:
             res = paired_bootstrap(va[mask], vb[mask], clip_ids[mask], resamples, seed)
             rows.append(_row(name, level, basis, group, higher, res.mean_a, res.mean_b, res.diff, res.low,
@@ -107,7 +102,7 @@ def set_rows(merged: pd.DataFrame, metrics: Sequence[str], bins: Sequence[str], 
     resamples = min(resamples, SET_RESAMPLES)
     cols = {}
     for side in ("a", "b"):
-        cols[side] = [_capped(c, merged[f"{c}_{side}"].to_numpy(dtype=np.float64)) if f"{c}_{side}" in merged
+        cols[side] = [specs.capped(c, merged[f"{c}_{side}"].to_numpy(dtype=np.float64)) if f"{c}_{side}" in merged
                       else np.full(len(merged), np.nan) for c in _SET_INPUTS]
     clip_ids = merged["clip_id"].to_numpy()
     for name in metrics:

@@ -255,11 +255,6 @@ def _entry(name: str, value: float, ci: list[float] | None, n: int) -> dict[str,
             "higher_is_better": specs.higher_is_better(name), "n": int(n)}
 
 
-def _capped(name: str, values: np.ndarray) -> np.ndarray:
-    cap = specs.METRICS[name].cap
-    return values if cap is None else np.minimum(values, cap)
-
-
 def _pooled_ause(u: np.ndarray, e: np.ndarray, fractions: np.ndarray) -> float:
     return calibration.ause(*calibration.sparsification_curves(e, u, fractions), fractions)
 
@@ -290,7 +285,7 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
     if result.has_uncertainty:
         names += FRAME_CALIBRATION
     for name in names:
-        values = _capped(name, frames[name].to_numpy(dtype=np.float64))
+        values = specs.capped(name, frames[name].to_numpy(dtype=np.float64))
         finite = values[np.isfinite(values)]
         mean = float(finite.mean()) if finite.size else float("nan")
         out[name] = _entry(name, mean, clip_bootstrap_ci(values, clips, config.bootstrap, seed), finite.size)
@@ -316,7 +311,7 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
     # Uncertainty as a per-frame quality indicator: bad = worst 10% of these frames by PSNR.
     mean_u = frames["unc_mean"].to_numpy(dtype=np.float64)
     mean_e = frames["err_mean"].to_numpy(dtype=np.float64)
-    psnr = _capped("psnr", frames["psnr"].to_numpy(dtype=np.float64))
+    psnr = specs.capped("psnr", frames["psnr"].to_numpy(dtype=np.float64))
     # Higher u should go with lower PSNR and higher LPIPS: the PSNR correlation is negated so that
     # for every *_spearman here, higher is better.
     lpips_values = frames["lpips"].to_numpy(dtype=np.float64) if "lpips" in frames else None
@@ -353,7 +348,7 @@ def _clip_block(clips: pd.DataFrame, config: EvalConfig, seed: int) -> dict[str,
     for name in CLIP_MEANS:
         if name not in clips:
             continue
-        values = _capped(name, clips[name].to_numpy(dtype=np.float64))
+        values = specs.capped(name, clips[name].to_numpy(dtype=np.float64))
         finite = values[np.isfinite(values)]
         mean = float(finite.mean()) if finite.size else float("nan")
         out[name] = _entry(name, mean, clip_bootstrap_ci(values, clips["clip_id"].to_numpy(), config.bootstrap, seed),

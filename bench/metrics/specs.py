@@ -22,7 +22,7 @@ Imports nothing: the command line reads it without loading torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 Level = Literal["frame", "clip", "pooled", "set"]
 GROUPS = ("image quality", "lip sync", "uncertainty", "quality indicator")
@@ -162,6 +162,17 @@ def is_headline(name: str) -> bool:
 def higher_is_better(name: str) -> bool | None:
     row = METRICS.get(name)
     return None if row is None else row.higher_is_better
+
+
+def capped(name: str, values: Any) -> Any:
+    """``values`` (an array or a Series) clipped to the metric's ``cap`` as every mean takes them (PSNR of
+    identical frames is +inf and counts as the cap); unchanged for metrics without one or unknown names."""
+    row = METRICS.get(name)
+    if row is None or row.cap is None:
+        return values
+    import numpy as np  # here, not at the top: the command line reads this table without numpy
+
+    return np.minimum(values, row.cap)
 
 
 def sort_key(name: str) -> tuple[int, str]:
