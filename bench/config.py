@@ -35,10 +35,24 @@ class SynthConfig:
     max_train_yaw: float = 75.0  # train frames' |yaw| stays below this
     sway_deg: float = 3.0  # bound on the per-frame head motion around the base pose
     supersample: int = 2  # anti-aliasing factor per axis
+    # Within-clip head turns beyond the sway (degrees of yaw; pitch and roll move at half of it) and camera
+    # motion (translation as a fraction of the view, zoom as a fraction of the scale). 0 keeps every frame
+    # near its clip's base pose; pose bins always follow each frame's own yaw.
+    head_motion_deg: float = 0.0
+    camera_motion: float = 0.0
+    # Opt-in scene dynamics, each clip showing one of them over a window of frames, labelled per frame and
+    # per pixel (bench.data.synth.dynamics): "background" (moves), "lighting" (changes), "occluder" (crosses).
+    conditions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.sway_deg <= 3.0:
             raise ValueError("sway_deg must be in [0, 3] so test frames stay inside their strata")
+        if not (0 <= self.head_motion_deg <= 45.0 and 0 <= self.camera_motion <= 0.2):
+            raise ValueError("head_motion_deg must be in [0, 45] and camera_motion in [0, 0.2]")
+        known = ("background", "lighting", "occluder")
+        unknown = [name for name in self.conditions if name not in known]
+        if unknown or len(set(self.conditions)) != len(self.conditions):
+            raise ValueError(f"conditions must be distinct names from {known}, got {list(self.conditions)}")
         if self.size < 16 or self.identities < 1 or self.supersample < 1:
             raise ValueError("size >= 16, identities >= 1 and supersample >= 1 are required")
         if self.fps <= 0 or self.seconds <= 0 or self.train_clips < 0 or self.test_clips_per_stratum < 0 \

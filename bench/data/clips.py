@@ -16,6 +16,9 @@ key                       dtype        shape / meaning
 ``viseme``                int16        T, index into ``meta["viseme_names"]`` (-1 unknown)
 ``landmarks``             float32      T x K x 2, pixel coordinates (x, y)
 ``landmark_visible``      bool         T x K, False where the point is self-occluded
+``affected``              uint8        T, scene events per frame, a bit each (optional;
+                                       bench.data.synth.dynamics.CONDITION_BITS)
+``affected_mask``         bool         T x H x W, the events' pixels (optional)
 ``meta``                  str          JSON: clip_id, identity, split, stratum, source,
                                        landmark_names, viseme_names
 ========================  ===========  =====================================================
@@ -42,7 +45,8 @@ from bench.files import atomic_write
 log = logging.getLogger(__name__)
 
 FORMAT = "talkbench-clips/1"
-LABEL_KEYS = ("yaw", "pitch", "roll", "mouth_open", "viseme", "landmarks", "landmark_visible")
+LABEL_KEYS = ("yaw", "pitch", "roll", "mouth_open", "viseme", "landmarks", "landmark_visible", "affected",
+              "affected_mask")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -64,6 +68,8 @@ class Clip:
     viseme: np.ndarray | None = None
     landmarks: np.ndarray | None = None
     landmark_visible: np.ndarray | None = None
+    affected: np.ndarray | None = None
+    affected_mask: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,7 +107,7 @@ def clip_arrays(clip: Clip) -> dict[str, np.ndarray]:
         "sample_rate": np.asarray(clip.sample_rate, dtype=np.int32),
         "fps": np.asarray(clip.fps, dtype=np.float32),
     }
-    dtypes = {"viseme": np.int16, "landmark_visible": np.bool_}
+    dtypes = {"viseme": np.int16, "landmark_visible": np.bool_, "affected": np.uint8, "affected_mask": np.bool_}
     for key in LABEL_KEYS:
         value = getattr(clip, key)
         if value is not None:
@@ -187,6 +193,9 @@ def _check_clip(clip: Clip, where: str) -> None:
         value = getattr(clip, key)
         if value is not None and np.shape(value)[:1] != (n,):
             raise ClipFormatError(f"{where}: label '{key}' has shape {np.shape(value)} for {n} frames")
+    if clip.affected_mask is not None and np.shape(clip.affected_mask) != frames.shape[:3]:
+        raise ClipFormatError(f"{where}: label 'affected_mask' has shape {np.shape(clip.affected_mask)}, "
+                              f"not the frames' {frames.shape[:3]}")
 
 
 @dataclass

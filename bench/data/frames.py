@@ -29,6 +29,8 @@ class ClipTensors:
     mouth_boxes: np.ndarray | None = None  # T x 4 (x0, y0, x1, y1) in resized pixels, when landmarks exist
     audio: np.ndarray | None = None  # mono float32 at 16 kHz (the official SyncNet's front-end reads it)
     fps: float = VIDEO_FPS  # the frames' rate (the official SyncNet reads them resampled to VIDEO_FPS)
+    affected: np.ndarray | None = None  # T uint8: scene events per frame (bench.data.synth.dynamics), when labelled
+    affected_mask: np.ndarray | None = None  # T x S x S bool: their pixels at the model's resolution
 
     @property
     def n_frames(self) -> int:
@@ -82,7 +84,18 @@ def prepare_clip(clip: Clip, image_size: int) -> ClipTensors:
         mouth_boxes=mouth_boxes(clip, image_size),
         audio=audio_16k(clip.audio, clip.sample_rate),
         fps=float(clip.fps),
+        affected=None if clip.affected is None else np.asarray(clip.affected, dtype=np.uint8),
+        affected_mask=None if clip.affected_mask is None else resize_mask(clip.affected_mask, image_size),
     )
+
+
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """T x H x W bool -> T x size x size bool: a pixel is in when at least a quarter of its area is."""
+    tensor = torch.from_numpy(np.ascontiguousarray(mask)).float()[:, None]
+    if tensor.shape[-2:] == (size, size):
+        return mask.astype(bool)
+    mode = "area" if tensor.shape[-1] >= size else "nearest"
+    return (F.interpolate(tensor, size=(size, size), mode=mode)[:, 0] >= 0.25).numpy()
 
 
 def audio_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:

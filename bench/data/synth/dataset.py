@@ -30,6 +30,7 @@ from bench.files import stable_hash
 from bench.config import SynthConfig  # the data's settings live with every other config
 from bench.data.clips import Clip, Dataset, manifest_entry, open_dataset, save_clip, write_manifest
 from .audio import synthesize
+from .dynamics import CONDITION_BITS, plan_event, scene_state
 from .geometry import LANDMARK_NAMES
 from .identity import make_identity
 from .render import FaceState, render_frame
@@ -102,6 +103,17 @@ def _sway(rng: np.random.Generator, t: np.ndarray, amplitude: float) -> np.ndarr
     return np.sum(weights[:, None] * np.sin(2 * np.pi * freqs[:, None] * t + phases[:, None]), axis=0)
 
 
+def _wander(rng: np.random.Generator, t: np.ndarray, amplitude: float) -> np.ndarray:
+    """Slow head turns within a clip, |value| <= ``amplitude``: nods and turns of a few seconds each."""
+    if amplitude <= 0:
+        return np.zeros_like(t)
+    freqs = rng.uniform(0.08, 0.45, 3)
+    phases = rng.uniform(0, 2 * np.pi, 3)
+    weights = rng.dirichlet(np.ones(3))
+    path = np.sum(weights[:, None] * np.sin(2 * np.pi * freqs[:, None] * t + phases[:, None]), axis=0)
+    return amplitude * path / max(1.0, float(np.abs(path).max()))
+
+
 def _blinks(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     """Eyelid closure per frame: occasional 0.2 s blinks."""
     closure = np.zeros_like(t)
@@ -126,15 +138,30 @@ def render_clip(config: SynthConfig, plan: ClipPlan) -> Clip:
     roll = base_roll + _sway(motion, t, config.sway_deg)
     blink = _blinks(motion, t)
     gaze = motion.uniform(-0.08, 0.08, 2)
+    views = _camera_path(config, plan, t)
+    if config.head_motion_deg > 0:  # its own stream: clips without it keep their bytes
+        turns = np.random.default_rng((config.seed, plan.index, 4))
+        yaw = yaw + _wander(turns, t, config.head_motion_deg)
+        pitch = pitch + _wander(turns, t, config.head_motion_deg / 2)
+        roll = roll + _wander(turns, t, config.head_motion_deg / 2)
+        if plan.split == "train":  # train frames stay below the configured |yaw|
+            yaw = np.clip(yaw, -config.max_train_yaw + 0.01, config.max_train_yaw - 0.01)
+    event = plan_event(config.conditions, config.seed, plan.index, n)
     frames = np.empty((n, config.size, config.size, 3), dtype=np.uint8)
     landmarks = np.empty((n, len(LANDMARK_NAMES), 2), dtype=np.float32)
     visible = np.empty((n, len(LANDMARK_NAMES)), dtype=bool)
+    affected = np.zeros(n, dtype=np.uint8) if event else None
+    affected_mask = np.zeros((n, config.size, config.size), dtype=bool) if event else None
     for f in range(n):
         state = FaceState(float(speech.mouth_open[f]), float(speech.width[f]), float(speech.rounding[f]),
                           float(blink[f]), float(gaze[0]), float(gaze[1]))
+        scene = scene_state(event, f) if event else None
         frame = render_frame(identity, float(yaw[f]), float(pitch[f]), float(roll[f]), state,
-                             config.size, config.supersample)
+                             config.size, config.supersample, view=views[f], scene=scene)
         frames[f], landmarks[f], visible[f] = frame.image, frame.landmarks, frame.visible
+        if event and scene is not None and scene.affected and frame.affected is not None:
+            affected[f] = CONDITION_BITS[scene.affected]
+            affected_mask[f] = frame.affected
     meta: dict[str, Any] = {
         "clip_id": plan.clip_id,
         "identity": identity.name,
@@ -147,12 +174,25 @@ def render_clip(config: SynthConfig, plan: ClipPlan) -> Clip:
         "phonemes": [[p, round(s, 4), round(e, 4)] for p, s, e in speech.phonemes if s < config.seconds],
         "generator_version": GENERATOR_VERSION,
     }
+    if event:
+        meta["condition"] = {"name": event.condition, "start": event.start, "stop": event.stop}
     return Clip(
         clip_id=plan.clip_id, frames=frames, audio=speech.waveform, fps=config.fps,
         sample_rate=config.sample_rate, yaw=yaw.astype(np.float32), pitch=pitch.astype(np.float32),
         roll=roll.astype(np.float32), mouth_open=speech.mouth_open, viseme=speech.viseme,
-        landmarks=landmarks, landmark_visible=visible, meta=meta,
+        landmarks=landmarks, landmark_visible=visible, affected=affected, affected_mask=affected_mask, meta=meta,
     )
+
+
+def _camera_path(config: SynthConfig, plan: ClipPlan, t: np.ndarray) -> list[tuple[float, float, float]]:
+    """Per-frame camera (x, y shift in world units, zoom): still unless ``camera_motion`` > 0."""
+    if config.camera_motion <= 0:
+        return [(0.0, 0.0, 1.0)] * len(t)
+    rng = np.random.default_rng((config.seed, plan.index, 5))
+    span = 3.1 * config.camera_motion  # the view is 3.1 world units across
+    dx, dy = _wander(rng, t, span), _wander(rng, t, span / 2)
+    zoom = 1.0 + _wander(rng, t, config.camera_motion)
+    return [(float(x), float(y), float(z)) for x, y, z in zip(dx, dy, zoom)]
 
 
 def _write_clip(config: SynthConfig, plan: ClipPlan, root: str) -> dict[str, Any]:
@@ -197,10 +237,17 @@ def generate_dataset(config: SynthConfig, root: Path, workers: int = 2, progress
     return open_dataset(root)
 
 
+_ADDED_LATER = ("head_motion_deg", "camera_motion", "conditions")
+
+
 def config_hash(config: SynthConfig) -> str:
     """Cache key: first 12 hex digits of sha256 over the config, the generator version and numpy's major
     version (renderings under numpy 1.26 and 2.x differ by a few grey levels in some pixels)."""
-    return stable_hash({"config": asdict(config), "version": GENERATOR_VERSION,
+    settings = asdict(config)
+    for name in _ADDED_LATER:  # left out at their defaults, so existing datasets keep their keys
+        if settings[name] == getattr(SynthConfig, name):
+            del settings[name]
+    return stable_hash({"config": settings, "version": GENERATOR_VERSION,
                         "numpy": np.__version__.split(".")[0]})
 
 

@@ -24,6 +24,7 @@ from .geometry import (
     EYE_HEIGHT, EYE_SPREAD, NECK_PIVOT, PART_ID, Part, apply, dot, head_parts, head_rotation, mouth_shape,
     posed_parts, project_landmarks, raycast, surface_normals,
 )
+from .dynamics import SceneState, apply_scene
 from .identity import Identity
 
 VIEW_SPAN = 3.1  # world units across the image
@@ -39,6 +40,7 @@ class Frame:
     image: np.ndarray  # H x W x 3 uint8
     landmarks: np.ndarray  # K x 2 float32 pixel (x, y)
     visible: np.ndarray  # K bool
+    affected: np.ndarray | None = None  # H x W bool: the scene event's pixels (bench.data.synth.dynamics)
 
 
 @dataclass(frozen=True)
@@ -53,18 +55,31 @@ class FaceState:
     gaze_y: float = 0.0
 
 
-def pixel_grid(size: int, supersample: int = 1) -> tuple[np.ndarray, np.ndarray]:
+# The camera: (x shift, y shift) in world units and a zoom factor (> 1 shows the head larger).
+View = tuple[float, float, float]
+STILL: View = (0.0, 0.0, 1.0)
+
+
+def _camera(view: View) -> tuple[float, float, float]:
+    """The view's centre and span in world units."""
+    dx, dy, zoom = view
+    return VIEW_CENTER[0] + dx, VIEW_CENTER[1] + dy, VIEW_SPAN / zoom
+
+
+def pixel_grid(size: int, supersample: int = 1, view: View = STILL) -> tuple[np.ndarray, np.ndarray]:
     """World x of pixel columns (increasing) and y of rows (decreasing), at sub-pixel centres."""
     n = size * supersample
-    t = ((np.arange(n) + 0.5) / n - 0.5) * VIEW_SPAN
-    return (VIEW_CENTER[0] + t).astype(np.float32), (VIEW_CENTER[1] - t).astype(np.float32)
+    cx, cy, span = _camera(view)
+    t = ((np.arange(n) + 0.5) / n - 0.5) * span
+    return (cx + t).astype(np.float32), (cy - t).astype(np.float32)
 
 
-def world_to_pixel(xy: np.ndarray, size: int) -> np.ndarray:
+def world_to_pixel(xy: np.ndarray, size: int, view: View = STILL) -> np.ndarray:
     """World (x, y) to pixel (x, y), pixel centres at integers: ``frames[round(y), round(x)]``."""
-    scale = size / VIEW_SPAN
-    px = (xy[..., 0] - VIEW_CENTER[0]) * scale + size / 2 - 0.5
-    py = (VIEW_CENTER[1] - xy[..., 1]) * scale + size / 2 - 0.5
+    cx, cy, span = _camera(view)
+    scale = size / span
+    px = (xy[..., 0] - cx) * scale + size / 2 - 0.5
+    py = (cy - xy[..., 1]) * scale + size / 2 - 0.5
     return np.stack([px, py], axis=-1)
 
 
@@ -76,9 +91,12 @@ def render_frame(
     state: FaceState = FaceState(),
     size: int = 128,
     supersample: int = 2,
+    view: View = STILL,
+    scene: SceneState | None = None,
 ) -> Frame:
-    """One RGB frame with its projected landmarks; angles in degrees."""
-    xs, ys = pixel_grid(size, supersample)
+    """One RGB frame with its projected landmarks; angles in degrees. ``view`` moves the camera,
+    ``scene`` draws a scene event (bench.data.synth.dynamics) and labels its pixels."""
+    xs, ys = pixel_grid(size, supersample, view)
     parts = posed_parts(identity, yaw, pitch, roll, state.mouth_open)
     rotation = head_rotation(yaw, pitch, roll)
     to_head = lambda points: NECK_PIVOT + apply(points - NECK_PIVOT, rotation)  # noqa: E731
@@ -103,12 +121,21 @@ def render_frame(
         else:
             normals = surface_normals(part, points)
         flat_image[pixels] = shade_part(identity, part, local, to_head(points), normals, state)
+    affected = apply_scene(image, index >= 0, xs, ys, scene) if scene is not None else None
     if supersample > 1:
         image = image.reshape(size, supersample, size, supersample, 3).mean(axis=(1, 3))
+        if affected is not None:  # a pixel is affected when at least a quarter of it is
+            affected = affected.reshape(size, supersample, size, supersample).mean(axis=(1, 3)) >= 0.25
     pixels8 = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
     xy, visible = project_landmarks(identity, parts, yaw, pitch, roll,
                                     state.mouth_open, state.width, state.rounding, clip)
-    return Frame(pixels8, world_to_pixel(xy, size).astype(np.float32), visible)
+    if affected is None and scene is not None:
+        affected = np.zeros((size, size), dtype=bool)
+    pixel_xy = world_to_pixel(xy, size, view).astype(np.float32)
+    if scene is not None and scene.occluder is not None:  # points behind the bar are hidden
+        col, row = np.clip(np.round(pixel_xy).astype(int), 0, size - 1).T
+        visible = visible & ~affected[row, col]
+    return Frame(pixels8, pixel_xy, visible, affected)
 
 
 def blended_normals(parts: list[Part], depths: dict[int, np.ndarray], pixels: np.ndarray,
