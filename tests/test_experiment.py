@@ -176,3 +176,70 @@ def test_every_declared_experiment_runs_at_the_smoke_preset(name, tmp_path, monk
     tested = [t for t in result["tests"] if t["metric"] != "fid"]
     assert all(t["effect"] is not None and len(t["per_seed"]) == 2 for t in tested), \
         [t for t in tested if t["effect"] is None]
+
+
+def _fake_dynamics_run(run_dir: Path, seed: int, lift: float) -> Path:
+    """6 clips x 10 frames: clips c0-c2 show an occluder on frames 3-6, c3-c5 a lighting dip on frames 4-7.
+    u rises by ``lift`` on the occluder's frames and pixels; nothing changes on the lighting frames."""
+    rng = np.random.default_rng(200 + seed)
+    rows = []
+    for c in range(6):
+        bit, window = (4, range(3, 7)) if c < 3 else (2, range(4, 8))
+        for f in range(10):
+            hit = f in window
+            rise = lift if hit and bit == 4 else 0.0
+            rows.append({"clip_id": f"c{c}", "frame": f, "pose_bin": "frontal", "affected": bit if hit else 0,
+                         "unc_mean": 1.0 + rise + rng.normal(0, 0.01), "err_mean": 0.02 + rng.normal(0, 0.001),
+                         "unc_event_lift": (rise + rng.normal(0, 0.01)) if hit else np.nan})
+    run_dir.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(run_dir / "frames.parquet")
+    (run_dir / "summary.json").write_text(json.dumps({"metrics": {}, "by_pose": {}}))
+    return run_dir
+
+
+def test_scene_event_claims_pair_each_clips_frames_and_filter_by_condition(tmp_path, monkeypatch):
+    _declare(tmp_path, monkeypatch, """
+description = "toy dynamics"
+synth = { conditions = ["lighting", "occluder"] }
+[[runs]]
+label = "m"
+model = "copyref"
+[[claims]]
+text = "u rises on occluded frames"
+kind = "affected"
+run = "m"
+condition = "occluder"
+metrics = ["unc_mean"]
+[[claims]]
+text = "u rises on lighting frames"
+kind = "affected"
+run = "m"
+condition = "lighting"
+metrics = ["unc_mean"]
+[[claims]]
+text = "u is higher on the occluder's pixels"
+kind = "threshold"
+run = "m"
+condition = "occluder"
+above = { unc_event_lift = 0.0 }
+metrics = ["unc_event_lift"]
+""")
+    experiment = load_experiment("toy")
+    assert experiment.synth == {"conditions": ["lighting", "occluder"]}
+    config = exp.run_config(experiment.runs[0], "smoke", "synth", 0, experiment.synth)
+    assert config.data.synth.conditions == ("lighting", "occluder")
+    cells = [Cell("m", seed, None, _fake_dynamics_run(tmp_path / f"m{seed}", seed, 0.5), "k") for seed in range(3)]
+    tests = {t["claim"]: t for t in evaluate_claims(experiment, cells)["tests"]}
+    occluded = tests["u rises on occluded frames"]
+    assert occluded["effect"] == pytest.approx(0.5, abs=0.02) and occluded["verdict"] == "supported"
+    assert tests["u rises on lighting frames"]["verdict"] == "inconclusive"
+    assert abs(tests["u rises on lighting frames"]["effect"]) < 0.02
+    pixels = tests["u is higher on the occluder's pixels"]
+    assert pixels["effect"] == pytest.approx(0.5, abs=0.02) and pixels["verdict"] == "supported"
+
+
+def test_an_experiment_that_configures_synthetic_data_refuses_other_data(tmp_path, capsys):
+    assert main(["experiment", "dynamics", "--preset", "smoke", "--seeds", "2", "--data", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "dynamics.toml" in err and "synthetic data" in err

@@ -128,8 +128,8 @@ def test_region_means_and_the_dynamics_block():
     region = torch.ones(4, 4, dtype=torch.bool)
     u = torch.where(mask, 3.0, 1.0)
     means = dynamics.region_means(u, u * 2, mask, region)
-    assert means["u_in_event"][0] == 3.0 and means["u_out_event"][0] == 1.0
-    assert np.isnan(means["u_in_event"][1]) and means["err_out_event"][1] == 2.0
+    assert means["unc_in_event"][0] == 3.0 and means["unc_out_event"][0] == 1.0
+    assert np.isnan(means["unc_in_event"][1]) and means["err_out_event"][1] == 2.0
     # Frames: u rises on the affected frames of two clips (AUROC 1); error does not (0.5).
     rng = np.random.default_rng(0)
     rows = []
@@ -137,8 +137,8 @@ def test_region_means_and_the_dynamics_block():
         for f in range(20):
             hit = 5 <= f < 12
             rows.append({"clip_id": clip, "affected": CONDITION_BITS["occluder"] if hit else 0,
-                         "u_mean": 2.0 + hit + rng.uniform(0, 0.1), "err_mean": 1.0,
-                         "u_in_event": 4.0 if hit else np.nan, "u_out_event": 2.0 if hit else np.nan,
+                         "unc_mean": 2.0 + hit + rng.uniform(0, 0.1), "err_mean": 1.0,
+                         "unc_in_event": 4.0 if hit else np.nan, "unc_out_event": 2.0 if hit else np.nan,
                          "err_in_event": 1.0 if hit else np.nan, "err_out_event": 1.0 if hit else np.nan})
     block = dynamics.dynamics_block(pd.DataFrame(rows))
     entry = block["occluder"]

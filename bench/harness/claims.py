@@ -4,8 +4,9 @@ How each test is made (``bench.metrics.stats``):
 
 * metrics with per-clip values (frame-level means from frames.parquet, clip-level scores from
   clips.parquet): per seed, per-clip values of the two sides (two runs on the same clips for ``pair``;
-  two pose bins of one run for ``bins``; one run against a constant for ``threshold``); clips are
-  bootstrapped within each seed and the replicates averaged over seeds (``seed_pooled_bootstrap``);
+  two pose bins of one run for ``bins``; one run against a constant for ``threshold``; a clip's frames
+  showing a scene event against its other frames for ``affected``); clips are bootstrapped within each
+  seed and the replicates averaged over seeds (``seed_pooled_bootstrap``);
 * metrics with one value per run (FID, pooled correlations, failure AUROC): the per-seed differences of
   summary.json's values, with a Student-t interval over seeds (``over_seeds``: wide with 3 seeds).
 
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics import specs
+from bench.metrics.dynamics import CONDITION_BITS
 from bench.metrics.stats import (PooledResult, holm, over_seeds, paired_clip_mean, seed_pooled_bootstrap,
                                  unpaired_bin_means)
 
@@ -40,16 +42,42 @@ class _Run:
         clips = run_dir / "clips.parquet"
         self.clips = pd.read_parquet(clips) if clips.is_file() else None
 
-    def per_clip(self, metric: str, pose_bin: str | None = None) -> pd.Series | None:
-        """Per-clip means of a metric (clip id -> value), or None when it has no per-clip values."""
+    def per_clip(self, metric: str, pose_bin: str | None = None, condition: str = "") -> pd.Series | None:
+        """Per-clip means of a metric (clip id -> value), or None when it has no per-clip values; with
+        ``condition``, only the clips showing that scene event."""
         spec = specs.spec(metric)
         table = self.frames if spec is not None and spec.level == "frame" else self.clips
         if table is None or metric not in table:
             return None
         if pose_bin is not None:
             table = table[table["pose_bin"].astype(str) == pose_bin]
+        if condition:
+            table = table[table["clip_id"].isin(self.event_clips(condition))]
         values = specs.capped(metric, pd.to_numeric(table[metric], errors="coerce").astype(float))
         return values.groupby(table["clip_id"]).mean().dropna()
+
+    def event_clips(self, condition: str) -> set[str]:
+        """Clips with frames showing the scene event ``condition`` (every event with "")."""
+        if "affected" not in self.frames:
+            return set()
+        bits = self.frames["affected"].fillna(0).astype(int)
+        hit = bits & CONDITION_BITS[condition] if condition else bits
+        return set(self.frames.loc[hit > 0, "clip_id"])
+
+    def event_contrast(self, metric: str, condition: str = "") -> np.ndarray | None:
+        """Per clip showing the event: the metric's mean on the event's frames minus its mean on the clip's
+        other frames (paired within the clip), or None without the metric or labelled frames."""
+        if metric not in self.frames or "affected" not in self.frames:
+            return None
+        bits = self.frames["affected"].fillna(0).astype(int)
+        hit = (bits & CONDITION_BITS[condition] if condition else bits) > 0
+        rows = self.frames.assign(_hit=hit.to_numpy())
+        rows = rows[rows["clip_id"].isin(self.event_clips(condition))]
+        values = pd.to_numeric(rows[metric], errors="coerce").astype(float)
+        means = values.groupby([rows["clip_id"], rows["_hit"]]).mean().unstack()
+        if True not in means or False not in means:
+            return None
+        return (means[True] - means[False]).dropna().to_numpy()
 
     def value(self, metric: str, pose_bin: str | None = None) -> float:
         block = self.summary.get("metrics") if pose_bin is None else (self.summary.get("by_pose") or {}).get(pose_bin)
@@ -79,7 +107,12 @@ def _test(claim: Any, metric: str, runs: dict[tuple[str, int], _Run], seeds: lis
             run = runs.get((claim.run, seed))
             if run is None:
                 return None
-            if claim.kind == "bins":
+            if claim.kind == "affected":
+                contrast = run.event_contrast(metric, claim.condition)
+                if contrast is not None:
+                    per_seed.append((contrast,))
+                per_seed_values.append(float("nan"))  # no one-number form: the per-clip test or none
+            elif claim.kind == "bins":
                 a, b = run.per_clip(metric, claim.than), run.per_clip(metric, claim.higher)
                 if a is not None and b is not None and len(a) and len(b):
                     per_seed.append((a.to_numpy(), b.to_numpy()))
@@ -87,7 +120,7 @@ def _test(claim: Any, metric: str, runs: dict[tuple[str, int], _Run], seeds: lis
             else:
                 above = metric in claim.above
                 bound = claim.above[metric] if above else claim.below[metric]
-                values = run.per_clip(metric)
+                values = run.per_clip(metric, condition=claim.condition)
                 if values is not None:
                     per_seed.append((((values - bound) if above else (bound - values)).to_numpy(),))
                 per_seed_values.append((run.value(metric) - bound) if above else (bound - run.value(metric)))

@@ -25,12 +25,13 @@ from typing import Any
 from bench.config import RunConfig, from_dict, preset_config
 from bench.errors import BenchError
 from bench.harness.claims import claims_markdown, evaluate_claims
+from bench.metrics.dynamics import CONDITION_BITS
 from bench.files import stable_hash, write_json
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT_DIR = Path(__file__).resolve().parent / "experiments"
-CLAIM_KINDS = ("pair", "bins", "threshold")
+CLAIM_KINDS = ("pair", "bins", "threshold", "affected")
 
 
 class ExperimentError(BenchError, ValueError):
@@ -49,7 +50,9 @@ class RunSpec:
 class Claim:
     """One claim over one or more metrics. ``pair``: run ``better`` beats run ``than`` (in each metric's
     better direction); ``bins``: in run ``run``, the metric is higher in pose bin ``higher`` than in ``than``;
-    ``threshold``: in run ``run``, the metric is above ``above[metric]`` (or below ``below[metric]``)."""
+    ``threshold``: in run ``run``, the metric is above ``above[metric]`` (or below ``below[metric]``);
+    ``affected``: in run ``run``, the metric is higher on frames showing a scene event than on the same clips'
+    other frames. ``condition`` limits a claim to the clips of one scene event (synthetic dynamics)."""
 
     text: str
     kind: str
@@ -60,6 +63,7 @@ class Claim:
     higher: str = ""
     above: dict[str, float] = field(default_factory=dict)
     below: dict[str, float] = field(default_factory=dict)
+    condition: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Experiment:
     runs: tuple[RunSpec, ...]
     claims: tuple[Claim, ...]
     path: Path
+    synth: dict[str, Any] = field(default_factory=dict)  # overrides of the synthetic data's settings
 
 
 def list_experiments() -> dict[str, str]:
@@ -87,9 +92,10 @@ def load_experiment(name: str) -> Experiment:
         raw = tomllib.loads(path.read_text())
         runs = tuple(RunSpec(**run) for run in raw["runs"])
         claims = tuple(Claim(**{**claim, "metrics": tuple(claim["metrics"])}) for claim in raw["claims"])
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+        synth = dict(raw.get("synth", {}))
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as error:
         raise ExperimentError(f"{path}: not a valid experiment ({type(error).__name__}: {error})") from None
-    experiment = Experiment(name, str(raw.get("description", "")), runs, claims, path)
+    experiment = Experiment(name, str(raw.get("description", "")), runs, claims, path, synth)
     _check(experiment)
     return experiment
 
@@ -105,6 +111,9 @@ def _check(experiment: Experiment) -> None:
         named = [claim.better, claim.than] if claim.kind == "pair" else [claim.run]
         problems += [f"claim '{claim.text}' names no run '{label}'" for label in named if label not in labels]
         problems += [f"claim '{claim.text}': unknown metric '{m}'" for m in claim.metrics if specs.spec(m) is None]
+        if claim.condition and claim.condition not in CONDITION_BITS:
+            problems.append(f"claim '{claim.text}': unknown condition '{claim.condition}' "
+                            f"(known: {', '.join(CONDITION_BITS)})")
         if claim.kind == "threshold":
             problems += [f"claim '{claim.text}': no threshold for '{m}'" for m in claim.metrics
                          if m not in claim.above and m not in claim.below]
@@ -112,13 +121,14 @@ def _check(experiment: Experiment) -> None:
         raise ExperimentError(f"{experiment.path}: {problems[0]}")
 
 
-def run_config(spec: RunSpec, preset: str, data: str, seed: int) -> RunConfig:
-    """The preset's config for ``spec``'s model and seed with its overrides."""
+def run_config(spec: RunSpec, preset: str, data: str, seed: int, synth: dict[str, Any] | None = None) -> RunConfig:
+    """The preset's config for ``spec``'s model and seed with its overrides (``synth``: the experiment's)."""
     config = preset_config(preset, model=spec.model, seed=seed)
     try:
-        config = replace(config, data=replace(config.data, source=data), net=replace(config.net, **spec.net),
-                         train=replace(config.train, **spec.train))
-    except TypeError as error:
+        settings = from_dict(type(config.data.synth), {**dataclasses.asdict(config.data.synth), **(synth or {})})
+        config = replace(config, data=replace(config.data, source=data, synth=settings),
+                         net=replace(config.net, **spec.net), train=replace(config.train, **spec.train))
+    except (TypeError, ValueError) as error:
         raise ExperimentError(f"run '{spec.label}': {error}") from None
     return config
 
@@ -169,7 +179,7 @@ def plan(experiment: Experiment, preset: str, data: str, seeds: int, out: Path) 
     cells = []
     for seed in range(seeds):
         for spec in experiment.runs:
-            config = run_config(spec, preset, data, seed)
+            config = run_config(spec, preset, data, seed, experiment.synth)
             cells.append(Cell(spec.label, seed, config, out / "runs" / f"{spec.label}-seed{seed}", _key(config)))
     return cells
 
@@ -183,6 +193,9 @@ def run_experiment(name: str, preset: str = "quick", data: str = "synth", seeds:
     out = Path(out) if out is not None else Path("experiments") / f"{name}-{preset}"
     if out.exists() and not out.is_dir():
         raise ExperimentError(f"{out}: --out is an existing file, not a directory")
+    if experiment.synth and data != "synth":
+        raise ExperimentError(f"{experiment.path}: this experiment needs the synthetic data it configures "
+                              f"({', '.join(experiment.synth)}); run it without --data {data}")
     cells = plan(experiment, preset, data, seeds, out)
     todo = []
     for cell in cells:

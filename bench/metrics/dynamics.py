@@ -23,7 +23,8 @@ from bench.metrics.quality import fail_auroc
 from bench.metrics.stats import clip_bootstrap_ci
 
 CONDITION_BITS = {"background": 1, "lighting": 2, "occluder": 4}  # bench.data.synth.dynamics' labels
-FRAME_COLUMNS = ("affected", "u_in_event", "u_out_event", "err_in_event", "err_out_event")
+FRAME_COLUMNS = ("affected", "unc_in_event", "unc_out_event", "err_in_event", "err_out_event", "unc_event_lift",
+                 "err_event_lift")
 
 
 def region_means(uncertainty: torch.Tensor, error: torch.Tensor, mask: torch.Tensor,
@@ -40,8 +41,13 @@ def region_means(uncertainty: torch.Tensor, error: torch.Tensor, mask: torch.Ten
         total = (values.double() * where).sum(dim=(1, 2))
         return torch.where(count > 0, total / count.clamp(min=1), torch.nan).numpy()
 
-    return {"u_in_event": mean(uncertainty, inside, n_in), "u_out_event": mean(uncertainty, outside, n_out),
-            "err_in_event": mean(error, inside, n_in), "err_out_event": mean(error, outside, n_out)}
+    means = {"unc_in_event": mean(uncertainty, inside, n_in), "unc_out_event": mean(uncertainty, outside, n_out),
+             "err_in_event": mean(error, inside, n_in), "err_out_event": mean(error, outside, n_out)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for side in ("unc", "err"):  # the per-frame lift the claims test: > 0 when the event's pixels read higher
+            ratio = means[f"{side}_in_event"] / means[f"{side}_out_event"]
+            means[f"{side}_event_lift"] = np.where(ratio > 0, np.log(ratio), np.nan)
+    return means
 
 
 def _ratio_entry(frames: pd.DataFrame, numerator: str, denominator: str, seed: int) -> dict[str, Any]:
@@ -54,7 +60,7 @@ def _ratio_entry(frames: pd.DataFrame, numerator: str, denominator: str, seed: i
 
 
 def dynamics_block(frames: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Per condition present in ``frames`` (the scorer's per-frame rows with ``u_mean``, ``err_mean``,
+    """Per condition present in ``frames`` (the scorer's per-frame rows with ``unc_mean``, ``err_mean``,
     ``clip_id`` and :data:`FRAME_COLUMNS`): the frame AUROCs of u and error for "affected", and the
     in/out-of-event ratios of u and error on affected frames. Empty without labelled frames."""
     if "affected" not in frames or not (frames["affected"] > 0).any():
@@ -68,12 +74,12 @@ def dynamics_block(frames: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, A
         rows = frames[frames["clip_id"].isin(clips)]
         hit = ((rows["affected"].astype(int) & bit) > 0).to_numpy()
         entry: dict[str, Any] = {"clips": int(len(clips)), "frames": int(len(rows)), "affected_frames": int(hit.sum())}
-        if "u_mean" in rows:
-            entry["auroc_u"] = fail_auroc(rows["u_mean"].to_numpy(), hit)
+        if "unc_mean" in rows:
+            entry["auroc_u"] = fail_auroc(rows["unc_mean"].to_numpy(), hit)
         entry["auroc_error"] = fail_auroc(rows["err_mean"].to_numpy(), hit)
         affected = rows[hit]
-        if "u_in_event" in affected:
-            entry["u_ratio"] = _ratio_entry(affected, "u_in_event", "u_out_event", seed)
+        if "unc_in_event" in affected:
+            entry["u_ratio"] = _ratio_entry(affected, "unc_in_event", "unc_out_event", seed)
         entry["error_ratio"] = _ratio_entry(affected, "err_in_event", "err_out_event", seed)
         block[name] = entry
     return block

@@ -116,6 +116,11 @@ _TABLE = (
           "syncnet_python", in_summary=False),
     _spec("av_offset_local", "clip", None, "lip sync", "audio-video offset in frames, talkbench's own expert",
           "syncnet_python's offset search", in_summary=False),
+    # Scene dynamics (synthetic data with conditions; bench.metrics.dynamics): frames that show an event only
+    _spec("unc_event_lift", "frame", True, "uncertainty", "log(mean u on a scene event's pixels / mean u on the rest "
+          "of the scored region), frames showing the event", "bench.metrics.dynamics", in_summary=False),
+    _spec("err_event_lift", "frame", None, "image quality", "log(mean error on a scene event's pixels / mean error "
+          "on the rest of the scored region), frames showing the event", "bench.metrics.dynamics", in_summary=False),
 )
 # The metrics reports lead with: what papers report (image quality, lip sync) and the main calibration and
 # quality-indicator figures; every other metric is folded under them.
