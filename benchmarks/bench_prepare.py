@@ -27,7 +27,7 @@ def main() -> int:
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL)
     parser.add_argument("--clips", type=int, default=3, help="how many of the shared clips (30 fps one first)")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--seconds", type=float, default=4.0, help="--max-seconds per clip")
+    parser.add_argument("--seconds", type=float, default=4.0, help="--first-seconds per clip")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     names = [*DEFAULT_CLIPS, *sorted(p.name for p in args.real.glob("*.mp4") if p.name not in DEFAULT_CLIPS)]
@@ -52,7 +52,7 @@ def main() -> int:
             (videos / path.name).symlink_to(path.resolve())
         start = time.perf_counter()
         result = prepare_dataset(Path(tmp) / "out", videos=videos, size=args.size, workers=args.workers,
-                                 max_seconds=args.seconds, progress=False)
+                                 first_seconds=args.seconds, progress=False)
         elapsed = time.perf_counter() - start
     ok = result.qa[result.qa["status"] == "ok"]
     frames = int(ok["frames_out"].sum())

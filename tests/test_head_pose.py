@@ -102,13 +102,13 @@ def test_the_saturation_correction_only_raises_yaw_past_the_knee_and_keeps_the_s
 
 def test_synthetic_heads_per_yaw_band(bands, band_estimates):
     """Goals: mean |yaw| error <= 5 up to 60 and <= 10 for 60-75. benchmarks/bench_head_pose.py measures
-    0.7 / 1.2-1.3 / 2.5-2.6 / 5.1-5.4 / 8.6-9.6 on 40 frames per band of other identities (README). On
+    0.7 / 1.3 / 2.4 / 4.4-4.9 / 8.8-10.0 on 40 frames per band of other identities (README). On
     this sample one 70-degree frame's mesh collapses (reads 30; 5% of frames past 60 do), so the 60-75
     bound is the measured 11.4 with a margin rather than the goal."""
     labels, estimate = bands[1], band_estimates
     assert np.isfinite(estimate).all()  # every face is found, profile ones too
     error = np.abs(estimate[:, 0] - labels[:, 0]).reshape(len(BANDS), -1).mean(axis=1)
-    assert np.all(error[:3] <= 2.5) and error[3] <= 5.0, error  # measured 0.9, 1.4, 1.5, 4.7
+    assert np.all(error[:3] <= 2.5) and error[3] <= 5.0, error  # measured 0.9, 1.4, 1.5, 4.7 before the retuning
     assert error[4] <= 12.5, error
     assert np.all(np.sign(estimate[:, 0]) == np.sign(labels[:, 0]))
     assert np.mean(_bins(estimate[:, 0]) == _bins(labels[:, 0])) >= 0.9  # misses lie within 2 of a bin edge

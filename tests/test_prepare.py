@@ -137,7 +137,7 @@ def prepared(tmp_path_factory):
     bad = _bad_inputs(videos)
     out = root / "out"
     code = main(["data", "prepare", "--videos", str(videos), "--out", str(out), "--size", "64",
-                 "--max-seconds", SECONDS])
+                 "--first-seconds", SECONDS])
     return {"root": root, "videos": videos, "out": out, "code": code, "bad": bad}
 
 
@@ -177,6 +177,9 @@ def test_two_faces_give_one_track_on_the_larger_face(prepared):
     two = dataset.clip(next(e for e in dataset.entries if e["id"] == "two_faces"))
     alone = dataset.clip(next(e for e in dataset.entries if e["id"] == VOX.stem))
     assert two.landmark_visible.all()
+    qa = pd.read_parquet(prepared["out"] / "qa.parquet").set_index("clip_id")
+    assert qa.loc["two_faces", "faces"] == 2 and "largest track" in qa.loc["two_faces", "notes"]
+    assert qa.loc[VOX.stem, "faces"] == 1 and "largest" not in qa.loc[VOX.stem, "notes"]
     # Same face, same crop (up to the wider frame's box being free to extend to the right).
     difference = np.abs(two.frames.astype(int) - alone.frames[:two.n_frames].astype(int)).mean()
     assert difference < 8  # a different face's crop differs by about 60 grey levels
@@ -234,7 +237,7 @@ def test_existing_dataset_needs_force(prepared, tmp_path, capsys):
     videos = tmp_path / "v"
     videos.mkdir()
     shutil.copy(prepared["videos"] / "vox_8k.mp4", videos)
-    args = ["data", "prepare", "--videos", str(videos), "--out", str(out), "--size", "32", "--max-seconds", "0.6"]
+    args = ["data", "prepare", "--videos", str(videos), "--out", str(out), "--size", "32", "--first-seconds", "0.6"]
     assert main(args) == 0
     before = (out / "manifest.json").read_bytes()
     capsys.readouterr()
@@ -253,7 +256,7 @@ def test_interrupted_prepare_resumes_and_keeps_finished_clips(prepared, tmp_path
     for name in ("vox_50fps.mp4", "vox_8k.mp4"):
         shutil.copy(prepared["videos"] / name, videos)
     out = tmp_path / "o"
-    args = ["data", "prepare", "--videos", str(videos), "--out", str(out), "--size", "32", "--max-seconds", "0.6",
+    args = ["data", "prepare", "--videos", str(videos), "--out", str(out), "--size", "32", "--first-seconds", "0.6",
             "--no-progress"]
     real = prepare_module.prepare_source
 
@@ -334,7 +337,7 @@ def test_two_workers_give_the_same_clips(prepared, tmp_path):
     videos.mkdir()
     for name in ("vox_8k.mp4", "vox_50fps.mp4", "no_audio.mp4"):
         shutil.copy(prepared["videos"] / name, videos)
-    common = ["--size", "32", "--max-seconds", "0.6", "--no-progress"]
+    common = ["--size", "32", "--first-seconds", "0.6", "--no-progress"]
     assert main(["data", "prepare", "--videos", str(videos), "--out", str(tmp_path / "one"), *common]) == 1
     assert main(["data", "prepare", "--videos", str(videos), "--out", str(tmp_path / "two"), "--workers", "2",
                  *common]) == 1
@@ -347,7 +350,7 @@ def test_two_workers_give_the_same_clips(prepared, tmp_path):
 def test_every_real_clip_prepares(tmp_path):
     clips = sorted(REAL.glob("*.mp4"))
     out = tmp_path / "all"
-    assert main(["data", "prepare", "--videos", str(REAL), "--out", str(out), "--size", "64", "--max-seconds", "4",
+    assert main(["data", "prepare", "--videos", str(REAL), "--out", str(out), "--size", "64", "--first-seconds", "4",
                  "--no-progress"]) == 0
     dataset = open_dataset(out)
     assert len(dataset.entries) == len(clips) and dataset.split("test")

@@ -10,7 +10,7 @@ from typing import Any
 from bench.cli.common import positive_int
 from bench.config import PRESETS, preset_config
 
-_PREPARE_LAYOUTS = ("folder", "hdtf")  # bench.data.prepare.LAYOUTS, listed here so --help loads no data stack
+_PREPARE_LAYOUTS = ("folder", "hdtf", "mead")  # bench.data.prepare.LAYOUTS, listed here so --help loads no data stack
 
 
 def _positive_float(text: str) -> float:
@@ -36,12 +36,19 @@ def add_parser(commands: Any) -> None:
     source.add_argument("--videos", type=Path, help="a folder of videos with sound (searched per --layout)")
     source.add_argument("--list", type=Path, dest="list_file", help="a text file: one video path a line")
     prepare.add_argument("--layout", default="folder", choices=_PREPARE_LAYOUTS,
-                         help="folder: any videos, recursively, split by clip; hdtf: NAME_NN.mp4, split by NAME")
+                         help="folder: any videos, recursively, split by video; hdtf: NAME_NN.mp4, split by NAME; "
+                         "mead: SPEAKER/video/VIEW/EMOTION/LEVEL/NNN.mp4 with SPEAKER/audio/EMOTION/LEVEL/NNN.m4a, "
+                         "split by speaker")
+    prepare.add_argument("--views", help="mead: camera views, comma-separated (front, down, top, left_30, left_60, "
+                         "right_30, right_60) or all; default front")
     prepare.add_argument("--out", type=Path, required=True, help="the dataset directory to write")
     prepare.add_argument("--size", type=positive_int, default=256, help="crop side in pixels")
     prepare.add_argument("--workers", type=positive_int, default=1, help="files prepared in parallel")
     prepare.add_argument("--force", action="store_true", help="overwrite a complete dataset in --out")
-    prepare.add_argument("--max-seconds", type=_positive_float, help="use only the first N seconds of each video")
+    prepare.add_argument("--max-seconds", type=_positive_float, default=20.0,
+                         help="longest clip in seconds: a longer video is split into clips (at shot cuts where it "
+                         "has any); default 20")
+    prepare.add_argument("--first-seconds", type=_positive_float, help="use only the first N seconds of each video")
     prepare.add_argument("--test-fraction", type=float, default=0.2, help="share of identities (or clips) in test")
     prepare.add_argument("--val-fraction", type=float, default=0.1,
                          help="share of identities (or clips) in val, drawn after test (0: no val split)")
@@ -64,27 +71,33 @@ def _prepare(args: argparse.Namespace) -> int:
     logging.getLogger("bench.data.prepare").setLevel(logging.ERROR)  # skips are printed below, once each
 
     def report(row: dict[str, Any]) -> None:
-        if row["status"] != "ok":
+        if row["status"] == "skipped":
             tqdm.write(f"skipped {row['file']}: {row['reason']}", file=sys.stderr)  # above the progress bar
 
     result = prepare_dataset(args.out, videos=args.videos, list_file=args.list_file, layout=args.layout,
                              size=args.size, workers=args.workers, force=args.force, max_seconds=args.max_seconds,
-                             seed=args.seed, test_fraction=args.test_fraction, val_fraction=args.val_fraction,
+                             first_seconds=args.first_seconds, views=args.views, seed=args.seed,
+                             test_fraction=args.test_fraction, val_fraction=args.val_fraction,
                              progress=not args.no_progress, on_result=report)
     qa = result.qa
     ok = qa[qa["status"] == "ok"]
     if not ok.empty:
-        print(f"{'clip':<40} {'frames':>11} {'fps in':>7} {'face':>5} {'yaw range':>13} {'dBFS':>6}  notes")
+        print(f"{'clip':<40} {'frames':>11} {'fps in':>7} {'face':>5} {'faces':>5} {'yaw range':>13} {'dBFS':>6}  "
+              "notes")
         for row in ok.itertuples():
             yaw = f"{row.yaw_min:+.0f}..{row.yaw_max:+.0f}" if row.yaw_min == row.yaw_min else "unknown"
             notes = "; ".join(x for x in (row.trimmed, row.notes) if isinstance(x, str) and x)
             print(f"{row.clip_id[:40]:<40} {row.frames_in:>5}->{row.frames_out:<5} {row.fps_in:>7.2f} "
-                  f"{row.face_found:>5.0%} {yaw:>13} {row.audio_dbfs:>6.1f}  {notes}")
+                  f"{row.face_found:>5.0%} {row.faces:>5} {yaw:>13} {row.audio_dbfs:>6.1f}  {notes}")
+    for row in result.dropped.itertuples():
+        print(f"dropped part of {row.file} ({row.start_s:.2f}-{row.end_s:.2f} s): {row.reason}")
     skipped = result.skipped
     reused = f", {result.reused} kept from an interrupted run" if result.reused else ""
     counts = result.counts
-    print(f"prepared {len(ok)} of {len(qa)} videos ({counts['train']} train, {counts['val']} val, {counts['test']} "
-          f"test clips{reused}); {len(skipped)} skipped; QA table: {result.root / QA_FILE}")
+    files = qa["file"].nunique() if not qa.empty else 0
+    print(f"prepared {len(ok)} clips from {files - len(skipped)} of {files} videos ({counts['train']} train, "
+          f"{counts['val']} val, {counts['test']} test clips{reused}); {len(skipped)} skipped; "
+          f"QA table: {result.root / QA_FILE}")
     if ok.empty:
         print(f"no clip could be prepared: {result.root} is not a dataset", file=sys.stderr)
     else:

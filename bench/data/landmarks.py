@@ -9,6 +9,8 @@ Choices:
   frames steer the other's;
 * frames smaller than 256 px on their shorter side are upsampled bilinearly by an integer factor
   first (the detector's face finder needs a face of some tens of pixels); coordinates are mapped back;
+* ``FaceMesh.faces`` (face tracking for ``bench data prepare``) runs a third graph, built on first use, that
+  returns up to ``max_faces`` faces per frame, so a preparation can count the faces and follow the largest;
 * head pose (``FaceMesh.points_3d``) runs a second graph, built on first use, that also keeps MediaPipe's
   depth output and is more permissive: faces are found at detection confidence 0.1 and kept whatever the
   mesh's own face-presence score. The default graph drops most faces turned beyond ~60 degrees on that
@@ -83,6 +85,8 @@ class FaceMesh:
             self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
         self.mouth = np.array(sorted({i for edge in mp.solutions.face_mesh.FACEMESH_LIPS for i in edge}))
         self._pose_mesh: Any = None  # the head-pose graph, built on first use
+        self._faces_mesh: Any = None  # the several-faces graph (``faces``), built on first use
+        self._max_faces = 0
         # The last batch and its points per graph: a caller may ask for the same batch twice (e.g. LMD on the
         # ground truth of every generated batch).
         self._last: dict[str, tuple[torch.Tensor, int, np.ndarray]] = {}
@@ -105,6 +109,20 @@ class FaceMesh:
                     min_tracking_confidence=POSE_PRESENCE_CONFIDENCE)
         return self._cached("pose", frames).copy()
 
+    def faces(self, frames: torch.Tensor, max_faces: int = 4) -> np.ndarray:
+        """B x max_faces x 468 x 2 pixel points of every face found, in MediaPipe's order (NaN rows: no face).
+
+        Same detection settings as ``__call__`` (confidence 0.5), with up to ``max_faces`` faces per frame."""
+        if self._faces_mesh is None or self._max_faces != max_faces:
+            if self._faces_mesh is not None:
+                self._faces_mesh.close()
+            with _quiet_stderr():
+                self._faces_mesh = _mediapipe().solutions.face_mesh.FaceMesh(
+                    static_image_mode=True, max_num_faces=max_faces, refine_landmarks=False,
+                    min_detection_confidence=0.5)
+            self._max_faces = max_faces
+        return self._detect(frames, self._faces_mesh, max_faces)[..., :2]
+
     def _cached(self, graph: str, frames: torch.Tensor) -> np.ndarray:
         last = self._last.get(graph)
         if last is not None and last[0] is frames and last[1] == frames._version:
@@ -113,7 +131,8 @@ class FaceMesh:
         self._last[graph] = (frames, frames._version, points)
         return points
 
-    def _detect(self, frames: torch.Tensor, mesh: Any = None) -> np.ndarray:
+    def _detect(self, frames: torch.Tensor, mesh: Any = None, max_faces: int = 0) -> np.ndarray:
+        """B x 468 x 3 points of the first face; with ``max_faces`` > 0, B x max_faces x 468 x 3 of all."""
         height, width = frames.shape[-2:]
         factor = max(1, math.ceil(DETECT_SIDE / min(height, width)))
         images = frames.float()
@@ -121,18 +140,18 @@ class FaceMesh:
             images = F.interpolate(images, scale_factor=factor, mode="bilinear", align_corners=False)
         images = images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         mesh = self._mesh if mesh is None else mesh
-        points = np.full((len(images), N_POINTS, 3), np.nan)
+        points = np.full((len(images), max(1, max_faces), N_POINTS, 3), np.nan)
         with _quiet_stderr():  # MediaPipe warns once per graph state straight to fd 2
             results = [mesh.process(np.ascontiguousarray(image)).multi_face_landmarks for image in images]
         for index, found in enumerate(results):
-            if not found:
-                continue
-            marks = found[0].landmark
-            # Normalised coordinates -> pixels of the original frame (z in x's scale: the frame's width).
-            points[index] = [(m.x * width, m.y * height, m.z * width) for m in marks[:N_POINTS]]
-        return points
+            for face, landmarks in enumerate((found or [])[:points.shape[1]]):
+                marks = landmarks.landmark
+                # Normalised coordinates -> pixels of the original frame (z in x's scale: the frame's width).
+                points[index, face] = [(m.x * width, m.y * height, m.z * width) for m in marks[:N_POINTS]]
+        return points if max_faces else points[:, 0]
 
     def close(self) -> None:
         self._mesh.close()
-        if self._pose_mesh is not None:
-            self._pose_mesh.close()
+        for graph in (self._pose_mesh, self._faces_mesh):
+            if graph is not None:
+                graph.close()

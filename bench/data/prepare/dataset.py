@@ -26,14 +26,14 @@ from bench.data.clips import FORMAT, PREPARE_STATE, load_clip, save_clip, write_
 from bench.files import atomic_write, file_sha256
 
 from .layouts import PrepareError, find_sources
-from .process import Options, Source, prepare_source
+from .process import DEFAULT_MAX_SECONDS, Options, Source, prepare_source, source_digest
 from .split import assign_splits
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = PREPARE_STATE
 QA_FILE = "qa.parquet"
-PREPARE_VERSION = "1"
+PREPARE_VERSION = "2"  # 2: cuts, segments, several faces (a state written by 1 is not reused)
 
 
 @dataclass
@@ -45,7 +45,13 @@ class PrepareResult:
 
     @property
     def skipped(self) -> pd.DataFrame:
-        return self.qa[self.qa["status"] != "ok"]
+        """Files with no clip (one row each)."""
+        return self.qa[self.qa["status"] == "skipped"]
+
+    @property
+    def dropped(self) -> pd.DataFrame:
+        """Parts of prepared files left out (too short between cuts, no face there)."""
+        return self.qa[self.qa["status"] == "dropped"]
 
 
 def _claim(out: Path, force: bool) -> dict[str, Any]:
@@ -83,11 +89,8 @@ def _clear(out: Path) -> None:
 def _reusable(record: dict[str, Any] | None, sha: str, settings: dict[str, Any], out: Path) -> bool:
     if not record or record.get("source_sha256") != sha or record.get("settings") != settings:
         return False
-    entry = record.get("entry")
-    if entry is None:
-        return True  # skipped before for the same bytes: the same reason holds
-    path = out / entry["file"]
-    return path.is_file() and file_sha256(path) == entry["sha256"]
+    entries = record.get("entries", [])  # none: skipped before for the same bytes, the same reason holds
+    return all((out / e["file"]).is_file() and file_sha256(out / e["file"]) == e["sha256"] for e in entries)
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
@@ -105,10 +108,15 @@ def _worker_init(level: int) -> None:
 
 
 def prepare_dataset(out: Path, videos: Path | None = None, list_file: Path | None = None, layout: str = "folder",
-                    size: int = 256, workers: int = 1, force: bool = False, max_seconds: float | None = None,
-                    seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1, progress: bool = True,
+                    size: int = 256, workers: int = 1, force: bool = False,
+                    max_seconds: float | None = DEFAULT_MAX_SECONDS, first_seconds: float | None = None,
+                    views: str | None = None, seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1,
+                    progress: bool = True,
                     on_result: Callable[[dict[str, Any]], None] | None = None) -> PrepareResult:
-    """Prepare every source into ``out``; bad sources are skipped (QA row with the reason), never fatal."""
+    """Prepare every source into ``out``; bad sources are skipped (QA row with the reason), never fatal.
+
+    ``max_seconds``: the longest clip (a longer video is split, at cuts where there are any; None: never split);
+    ``first_seconds``: read only that much of each video; ``views``: "front,left_30" or "all" (mead only)."""
     if (videos is None) == (list_file is None):
         raise PrepareError("give exactly one of --videos DIR and --list FILE")
     if size < 32 or size > 1024:
@@ -118,18 +126,20 @@ def prepare_dataset(out: Path, videos: Path | None = None, list_file: Path | Non
     if not 0.0 <= val_fraction < 1.0 or test_fraction + val_fraction >= 1.0:
         raise PrepareError(f"--val-fraction {val_fraction}: choose 0 (no val split) or more, with "
                            f"--test-fraction + --val-fraction below 1")
-    sources, split_by = find_sources(videos, list_file, layout)
+    if max_seconds is not None and max_seconds < 1.0:
+        raise PrepareError(f"--max-seconds {max_seconds}: choose 1 s or more (clips need a few sync windows)")
+    sources, split_by = find_sources(videos, list_file, layout, views)
     out = Path(out)
     state = _claim(out, force)
     out.mkdir(parents=True, exist_ok=True)
-    options = Options(size=size, max_seconds=max_seconds)
+    options = Options(size=size, max_seconds=max_seconds, first_seconds=first_seconds)
     settings = {**asdict(options), "version": PREPARE_VERSION}
     records: dict[str, Any] = dict(state.get("clips", {}))
     _save_state(out, records)  # the unfinished marker, before any clip is written
 
     todo, reused = [], 0
     for source in sources:
-        sha = file_sha256(source.path) if Path(source.path).is_file() else ""
+        sha = source_digest(source)
         if _reusable(records.get(source.clip_id), sha, settings, out):
             reused += 1
         else:
@@ -139,7 +149,8 @@ def prepare_dataset(out: Path, videos: Path | None = None, list_file: Path | Non
         records[source.clip_id] = {**result, "settings": settings, "name": source.name}
         _save_state(out, records)
         if on_result is not None:
-            on_result(result["qa"])
+            for row in result["qa"]:
+                on_result(row)
 
     bar = tqdm(total=len(todo), unit="video", desc="prepare", file=sys.stderr, disable=not progress, leave=False)
     with bar:
@@ -179,17 +190,16 @@ def _finalize(out: Path, records: dict[str, Any], sources: list[Source], split_b
               test_fraction: float, val_fraction: float, layout: str, options: Options,
               reused: int) -> PrepareResult:
     order = {source.clip_id: i for i, source in enumerate(sources)}
-    rows = [records[k]["qa"] for k in sorted(records, key=order.__getitem__)]
+    rows = [row for k in sorted(records, key=order.__getitem__) for row in records[k]["qa"]]
     qa = pd.DataFrame(rows)
-    entries = [records[k]["entry"] for k in sorted(records) if records[k].get("entry")]
+    entries = [entry for k in sorted(records) for entry in records[k].get("entries", [])]
     splits = assign_splits(entries, split_by, seed=seed, test_fraction=test_fraction, val_fraction=val_fraction)
-    for entry in entries:
+    for entry in entries:  # (the entries are the records' own dicts: updated in place)
         if entry["split"] != splits[entry["id"]]:  # the split is known only now: rewrite the clip's meta
             clip = load_clip(out / entry["file"], sha256=entry["sha256"])
             clip.meta["split"] = splits[entry["id"]]
             entry["sha256"] = save_clip(out / entry["file"], clip)
             entry["split"] = splits[entry["id"]]
-            records[entry["id"]]["entry"] = entry
     _save_state(out, records)
     if not qa.empty:
         qa["split"] = qa["clip_id"].map(splits).fillna("")
@@ -201,7 +211,9 @@ def _finalize(out: Path, records: dict[str, Any], sources: list[Source], split_b
                        test_fraction=test_fraction, val_fraction=val_fraction,
                        prepare={**asdict(options), "version": PREPARE_VERSION},
                        pose_labels="estimated per frame by bench.data.head_pose on the crops",
-                       skipped=[{"file": r["file"], "reason": r["reason"]} for r in rows if r["status"] != "ok"])
+                       skipped=[{"file": r["file"], "reason": r["reason"]} for r in rows if r["status"] == "skipped"],
+                       dropped=[{"file": r["file"], "start_s": r["start_s"], "end_s": r["end_s"],
+                                 "reason": r["reason"]} for r in rows if r["status"] == "dropped"])
         (out / STATE_FILE).unlink(missing_ok=True)
     else:
         log.warning("%s: no clip could be prepared; no manifest written", out)

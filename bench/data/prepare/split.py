@@ -1,6 +1,6 @@
-"""Train/val/test split of prepared clips: by identity where the layout names one, else by clip, with the
-test groups, then the val groups, drawn per pose stratum (median |yaw| of the group's clips) like the
-synthetic splits. Test is chosen first and never depends on ``val_fraction``: adding a val split only moves
+"""Train/val/test split of prepared clips: by identity where the layout names one, else by source video (its
+segments together), with the test groups, then the val groups, drawn per pose stratum (median |yaw| of the
+group's clips) like the synthetic splits. Test is chosen first and never depends on ``val_fraction``: adding a val split only moves
 train groups."""
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def assign_splits(entries: list[dict[str, Any]], split_by: str, seed: int = 0, t
     """
     groups: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
-        key = str(entry["identity"]) if split_by == "identity" else str(entry["id"])
+        # By clip: by source video, so the segments of one video (cuts, --max-seconds) stay together.
+        key = str(entry["identity"]) if split_by == "identity" else str(entry.get("source_id", entry["id"]))
         groups.setdefault(key, []).append(entry)
     if len(groups) < 2:
         return _single_group(entries)

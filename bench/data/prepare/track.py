@@ -1,15 +1,16 @@
 """One face track per clip: mesh points per frame -> smoothed square crop boxes, and the labels read
 from the mesh on the crops (named landmarks, visibility, mouth opening).
 
-MediaPipe's face mesh here runs with ``max_num_faces=1`` (``bench.data.landmarks.FaceMesh``): with
-several faces in view it returns the one its detector ranks first, usually the largest; there is no
-second track to choose from, and the QA table cannot say how many faces there were.
+Several faces: the mesh runs with up to ``MAX_FACES`` faces per frame (``FaceMesh.faces``); ``largest_track``
+links each frame's faces to tracks by position and keeps the track with the largest mean box area over the
+clip (a frame without that face counts as area 0), and reports the most faces seen in one frame.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import median_filter, uniform_filter1d
 
+MAX_FACES = 4  # faces looked for per frame
 MIN_FOUND = 0.5  # a clip whose face is found in fewer frames than this share is skipped
 CROP_SCALE = 1.7  # crop side / the mesh's extent (forehead to chin): the whole head with some margin
 CROP_DROP = 0.08  # the crop centre sits this share of the extent below the mesh centre (chin and neck in view)
@@ -21,6 +22,49 @@ LANDMARKS: dict[str, int] = {
 }
 INNER_LIPS = (13, 14)  # inner upper / lower lip midpoints: the mouth's gap
 MOUTH_OPEN_FULL = 0.6  # inner-lip gap / mouth width that counts as wide open (mouth_open = 1)
+
+
+def face_boxes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """... x 468 x 2 points -> (... x 2 centres, ... sizes = the larger extent); NaN where no face."""
+    with np.errstate(invalid="ignore"):
+        low, high = points.min(axis=-2), points.max(axis=-2)
+    return (low + high) / 2, np.max(high - low, axis=-1)
+
+
+def largest_track(points: np.ndarray, gap: int = 12) -> tuple[np.ndarray, int, int]:
+    """T x F x 468 x 2 points of every face per frame -> (T x 468 x 2 points of the largest track, NaN where that
+    face is not found; the most faces in one frame; the number of tracks).
+
+    A face joins the track whose last centre (seen at most ``gap`` frames before) is nearest, if within half
+    the face's size; otherwise it starts a track."""
+    centres, sizes = face_boxes(points)
+    present = np.isfinite(sizes) & np.isfinite(centres).all(axis=-1)
+    faces = int(present.sum(axis=1).max()) if len(points) else 0
+    tracks: list[dict] = []  # {"last": frame, "centre", "size", "faces": {frame: face index}, "area"}
+    for t in range(len(points)):
+        taken: set[int] = set()
+        for f in sorted(np.flatnonzero(present[t]), key=lambda f: -sizes[t, f]):  # larger faces choose first
+            best, best_distance = None, 0.5 * sizes[t, f]
+            for k, track in enumerate(tracks):
+                if k in taken or t - track["last"] > gap:
+                    continue
+                d = float(np.linalg.norm(centres[t, f] - track["centre"]))
+                if d <= best_distance:
+                    best, best_distance = k, d
+            if best is None:
+                tracks.append({"faces": {}, "area": 0.0})
+                best = len(tracks) - 1
+            track = tracks[best]
+            track.update(last=t, centre=centres[t, f], size=sizes[t, f])
+            track["faces"][t] = int(f)
+            track["area"] += float(sizes[t, f]) ** 2
+            taken.add(best)
+    out = np.full(points.shape[:1] + points.shape[2:], np.nan)
+    if tracks:
+        chosen = max(tracks, key=lambda track: track["area"])
+        for t, f in chosen["faces"].items():
+            out[t] = points[t, f]
+    return out, faces, len(tracks)
 
 
 def fill_gaps(values: np.ndarray, found: np.ndarray) -> np.ndarray:
