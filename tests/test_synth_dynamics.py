@@ -146,3 +146,21 @@ def test_region_means_and_the_dynamics_block():
     assert entry["auroc_u"] == 1.0 and entry["auroc_error"] == 0.5
     assert entry["u_ratio"]["value"] == pytest.approx(2.0) and entry["error_ratio"]["value"] == pytest.approx(1.0)
     assert dynamics.dynamics_block(pd.DataFrame(rows).assign(affected=0)) == {}
+
+
+def test_bench_data_synth_makes_labelled_moving_data(tmp_path, capsys):
+    from bench.cli import main
+    from bench.data.clips import open_dataset
+
+    out = tmp_path / "dyn"
+    assert main(["data", "synth", "--preset", "smoke", "--conditions", "all", "--head-motion", "10",
+                 "--out", str(out)]) == 0
+    dataset = open_dataset(out)
+    clips = [dataset.clip(entry) for entry in dataset.entries]
+    assert {clip.meta["condition"]["name"] for clip in clips} == set(CONDITIONS)
+    assert all(clip.affected is not None and clip.affected.any() for clip in clips)
+    assert dataset.manifest["generator"]["conditions"] == list(CONDITIONS)
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
+        main(["data", "synth", "--conditions", "fog", "--out", str(tmp_path / "no")])
+    assert exit_info.value.code == 2
+    assert "unknown condition 'fog'" in capsys.readouterr().err and not (tmp_path / "no").exists()

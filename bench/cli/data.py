@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,12 @@ def add_parser(commands: Any) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", type=Path, help="write here instead of the cache")
     synth.add_argument("--workers", type=positive_int, default=2)
+    synth.add_argument("--head-motion", type=float, default=0.0, metavar="DEG",
+                       help="within-clip head turns up to DEG degrees of yaw (0-45; pitch and roll at half)")
+    synth.add_argument("--camera-motion", type=float, default=0.0, metavar="F",
+                       help="camera shift up to F of the view and zoom by up to F (0-0.2)")
+    synth.add_argument("--conditions", type=_conditions, default=(), metavar="C,...",
+                       help="scene dynamics, one per clip: background, lighting, occluder (or 'all')")
     prepare = data_commands.add_parser("prepare", help="turn a folder of talking-face videos into a dataset")
     source = prepare.add_mutually_exclusive_group(required=True)
     source.add_argument("--videos", type=Path, help="a folder of videos with sound (searched per --layout)")
@@ -62,7 +70,6 @@ def add_parser(commands: Any) -> None:
 
 def _prepare(args: argparse.Namespace) -> int:
     import logging
-    import sys
 
     from tqdm import tqdm
 
@@ -105,6 +112,16 @@ def _prepare(args: argparse.Namespace) -> int:
     return 1 if len(skipped) else 0
 
 
+def _conditions(text: str) -> tuple[str, ...]:
+    from bench.data.synth.dynamics import CONDITIONS
+
+    names = CONDITIONS if text == "all" else tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CONDITIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown condition {unknown[0]!r} (known: {', '.join(CONDITIONS)}, all)")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.data.clips import open_dataset
     from bench.data.load import load_data
@@ -113,6 +130,13 @@ def run(args: argparse.Namespace) -> int:
         return _prepare(args)
     if args.data_command == "synth":
         config = preset_config(args.preset, seed=args.seed)
+        try:
+            settings = replace(config.data.synth, head_motion_deg=args.head_motion, camera_motion=args.camera_motion,
+                               conditions=args.conditions)
+        except ValueError as error:
+            print(f"bench data synth: {error}", file=sys.stderr)
+            return 2
+        config = replace(config, data=replace(config.data, synth=settings))
         if args.out:
             from bench.data.synth import generate_dataset
             from bench.harness.rundir import prepare_run_dir
