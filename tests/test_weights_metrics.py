@@ -26,7 +26,7 @@ from bench.metrics import lpips as lpips_metric
 from bench.weights import store as weights
 from bench.cli import weights as weights_cli
 
-REGISTRY_ENTRIES = ["lpips_alex", "lpips_vgg", "vgg16_features", "fid_inception"]
+REGISTRY_ENTRIES = ["lpips_alex", "lpips_vgg", "vgg16_features", "fid_inception", "fvd_i3d"]
 # The reference lpips.LPIPS built here passes torchvision's deprecated `pretrained=False`.
 pytestmark = pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")
 
@@ -98,7 +98,7 @@ def test_fetch_wrote_manifest_with_pinned_digests(provisioned):
         assert record["sha256"] == weights.file_sha256(cache / record["file"])
         assert record["tensor_digest"] == weights.EXPECTED_DIGESTS[name]
         assert record["package_sha256"] == weights.PACKAGES[record["package"]].sha256
-    assert all(v == "ok" or k == "syncnet_official" for k, v in weights.verify().items())
+    assert all(v == "ok" or k in ("syncnet_official", "arcface") for k, v in weights.verify().items())
 
 
 def test_verify_and_require_detect_corruption(provisioned, tmp_path):
