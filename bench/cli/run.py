@@ -1,4 +1,5 @@
-"""`bench run`: train (or load) a model, evaluate it, write a run directory and its report."""
+"""`bench run`: train (or load) a model, evaluate it, write a run directory and its report (under torchrun the
+ranks share the clips: `torchrun --nproc_per_node K -m bench.cli run ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,19 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.harness.shard import quiet_unless_main
+
+    return quiet_unless_main(lambda: _run(args))  # under torchrun, rank 0 alone speaks
+
+
+def _run(args: argparse.Namespace) -> int:
     from bench.harness.run import run as run_model
 
     config = config_from_args(args)
     outcome = run_model(config, out_dir=args.out, checkpoint=args.checkpoint, progress=not args.no_progress,
                         report=report_renderer(args))
+    if outcome is None:  # a rank other than 0 under torchrun: it scored its clips, rank 0 wrote the run
+        return 0
     print(f"\n{args.model} ({config.net.uncertainty}) on {args.data} ({args.preset} preset), test split:")
     print(results_table(outcome.summary))
     for note in outcome.summary.get("notes", {}).values():

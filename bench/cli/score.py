@@ -1,4 +1,5 @@
-"""`bench score`: score any model's output videos against ground truth; write a run directory and report."""
+"""`bench score`: score any model's output videos against ground truth; write a run directory and report (under
+torchrun the ranks share the clips: `torchrun --nproc_per_node K -m bench.cli score ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,14 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.harness.shard import env_rank, quiet_unless_main
+
+    if args.metric and env_rank() > 0:  # under torchrun, rank 0 alone prints the per-frame values
+        return 0
+    return quiet_unless_main(lambda: _run(args))  # under torchrun, rank 0 alone speaks
+
+
+def _run(args: argparse.Namespace) -> int:
     from bench.config import EvalConfig
     from bench.harness.external import ScoreError, score, score_metric
     from bench.harness.rundir import read_summary
@@ -55,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = score(args.pred, args.gt, args.out, args.uncertainty, args.audio, config=config, seed=args.seed,
                     report=report_renderer(args), progress=not args.no_progress, sync_expert=args.sync_expert,
                     resume=args.resume)
+    if run_dir is None:  # a rank other than 0 under torchrun: it scored its clips, rank 0 wrote the run
+        return 0
     summary = read_summary(run_dir)
     pose = "unknown" if args.no_networks else "estimated on the ground truth"  # with LMD's face mesh
     print(f"\n{args.pred} scored against {args.gt} (region: whole frame; pose: {pose}):")

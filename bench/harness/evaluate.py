@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -17,9 +18,11 @@ from bench.config import EvalConfig
 from bench.data.video import resample_indices
 from bench.data.frames import ClipTensors, eval_reference_indices, make_batch, mouth_mask
 from bench.harness.scorer import EvalResult, FrameScorer, summarise
+from bench.harness.scorer_state import export_state, merge_state
+from bench.harness.shard import Ranks
 from bench.metrics.sync import clip_sync, local_values, official_values
 
-__all__ = ["EvalResult", "clip_sync", "evaluate", "metric_networks", "summarise"]
+__all__ = ["EvalResult", "clip_sync", "evaluate", "metric_networks", "score_clip", "summarise"]
 
 def clip_sync_values(frames: torch.Tensor, clip: ClipTensors, local: nn.Module | None, official: Any,
                      device: torch.device | str) -> dict[str, float]:
@@ -51,37 +54,70 @@ def metric_networks(config: EvalConfig, device: torch.device | str = "cpu") -> d
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config: EvalConfig,
-             device: torch.device | str = "cpu", progress: bool = True, total: int | None = None,
-             networks: dict[str, nn.Module] | None = None) -> EvalResult:
-    model.eval()
-    networks = networks or {}
-    scorer = FrameScorer.with_networks(config, networks)
+def score_clip(model: nn.Module, clip: ClipTensors, n_refs: int, config: EvalConfig, device: torch.device | str,
+               networks: dict[str, nn.Module], first_frame: int = 0,
+               bar: tqdm | None = None) -> tuple[dict[str, np.ndarray], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """One clip through the model into a fresh ``FrameScorer``: its state (``bench.harness.scorer_state``) and its
+    FID features per batch. ``first_frame``: the clip's first frame's index in the split (FID's every-n-th pick)."""
+    scorer = FrameScorer.with_networks(config, networks, keep_features=True)
+    scorer.frames_seen = first_frame  # FID picks every fid_every-th frame of the split, as one scorer would
     sync_model = networks.get("sync")
     official = networks.get("sync_official")  # bench.metrics.lse_official.OfficialSync
     keep_frames = sync_model is not None or official is not None
-    bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not progress, leave=False)
-    for clip in clips:
-        generated = []
-        for start in range(0, clip.n_frames, config.batch_size):
-            targets = list(range(start, min(start + config.batch_size, clip.n_frames)))
-            refs = [eval_reference_indices(clip.n_frames, n_refs, t) for t in targets]
-            batch = make_batch(clip, targets, refs, device)
-            pred, log_scale = model(batch["audio"], batch["masked"], batch["refs"])
-            pred_u8 = (pred.float().clamp(0, 1) * 255).round()
-            gt_u8 = batch["target"] * 255
-            region = mouth_mask(*pred.shape[-2:])[0, 0].bool().numpy()
-            meta = [{"clip_id": clip.clip_id, "frame": t, "identity": clip.identity, "stratum": clip.stratum,
-                     "yaw": float(clip.yaw[t]), "pitch": float(clip.pitch[t]), "roll": float(clip.roll[t]),
-                     **({"mouth_box": clip.mouth_boxes[t]} if clip.mouth_boxes is not None else {})}
-                    for t in targets]
-            scorer.update(pred_u8, gt_u8, torch.exp(log_scale[:, 0].float()), region, meta)
-            if keep_frames:
-                generated.append(pred_u8)
-            bar.update(len(targets))
+    generated = []
+    for start in range(0, clip.n_frames, config.batch_size):
+        targets = list(range(start, min(start + config.batch_size, clip.n_frames)))
+        refs = [eval_reference_indices(clip.n_frames, n_refs, t) for t in targets]
+        batch = make_batch(clip, targets, refs, device)
+        pred, log_scale = model(batch["audio"], batch["masked"], batch["refs"])
+        pred_u8 = (pred.float().clamp(0, 1) * 255).round()
+        gt_u8 = batch["target"] * 255
+        region = mouth_mask(*pred.shape[-2:])[0, 0].bool().numpy()
+        meta = [{"clip_id": clip.clip_id, "frame": t, "identity": clip.identity, "stratum": clip.stratum,
+                 "yaw": float(clip.yaw[t]), "pitch": float(clip.pitch[t]), "roll": float(clip.roll[t]),
+                 **({"mouth_box": clip.mouth_boxes[t]} if clip.mouth_boxes is not None else {})}
+                for t in targets]
+        scorer.update(pred_u8, gt_u8, torch.exp(log_scale[:, 0].float()), region, meta)
         if keep_frames:
-            values = clip_sync_values(torch.cat(generated), clip, sync_model, official, device)
-            if values:
-                scorer.add_clip({"clip_id": clip.clip_id, "yaw": float(abs(clip.yaw).mean())}, values)
+            generated.append(pred_u8)
+        if bar is not None:
+            bar.update(len(targets))
+    if keep_frames:
+        values = clip_sync_values(torch.cat(generated), clip, sync_model, official, device)
+        if values:
+            scorer.add_clip({"clip_id": clip.clip_id, "yaw": float(abs(clip.yaw).mean())}, values)
+    # FID's features travel per batch, outside the state, so that the merged sums add up batch by batch
+    fid_batches, scorer.fid_features = scorer.fid_features, []
+    return export_state(scorer), fid_batches
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, clips: Iterable[ClipTensors], n_refs: int, config: EvalConfig,
+             device: torch.device | str = "cpu", progress: bool = True, total: int | None = None,
+             networks: dict[str, nn.Module] | None = None, ranks: Ranks | None = None) -> EvalResult | None:
+    """Score the model on every clip; under torchrun (``ranks``) each rank scores its share of the clips.
+
+    Each clip is scored into its own ``FrameScorer`` and the clips' states are merged in clip order
+    (``bench.harness.scorer_state``), FID's sums batch by batch: the result depends on the clips and their
+    order only, so K ranks give what one process gives. Returns the result on rank 0, None on the others.
+    """
+    model.eval()
+    networks = networks or {}
+    ranks = ranks or Ranks()
+    clips = list(clips)
+    starts = np.concatenate([[0], np.cumsum([clip.n_frames for clip in clips])]).astype(int)
+    merged = FrameScorer(config)
+    bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not (progress and ranks.is_main), leave=False)
+    mine = bar if ranks.is_main else None
+
+    def work(index: int) -> tuple[dict[str, np.ndarray], list]:
+        return score_clip(model, clips[index], n_refs, config, device, networks, int(starts[index]), mine)
+
+    for index, (state, fid_batches) in ranks.map_ordered(range(len(clips)), work):
+        merge_state(merged, state)
+        for real, fake, groups in fid_batches:
+            merged.add_fid_features(real, fake, groups)
+        if ranks.owner(index) != 0:
+            bar.update(clips[index].n_frames)
     bar.close()
-    return scorer.result()
+    return merged.result() if ranks.is_main else None

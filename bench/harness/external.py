@@ -24,7 +24,9 @@ fresh ``FrameScorer`` whose state goes to ``partial/<clip_id>.npz`` as soon as t
 clip under way and ``--resume`` scores only the clips still missing, to the same summary.json. FID
 takes every ``fid_every``-th frame of each clip (frame index within the clip), so the pick does not
 depend on where a run was resumed. Frames stream in batches, so memory does not grow with the number
-of frames; clips may differ in resolution and frame rate.
+of frames; clips may differ in resolution and frame rate. Under torchrun the ranks share the clips
+(``bench.harness.shard``): rank 0 alone checks and claims the directory, writes every partial state and
+merges them in clip order, so the run and its ``--resume`` are one process's.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ from bench.harness.external_inputs import (Pair, ScoreError, audio_records, batc
 from bench.harness.scorer_state import export_state, merge_state
 from bench.harness.scorer import EvalResult, FrameScorer, summarise
 from bench.harness.recalibrate import add_recalibration
+from bench.harness.shard import Ranks
 
 __all__ = ["Pair", "ScoreError", "check_pair", "inputs_hash", "resample_frames", "score", "score_batch",
            "score_clip", "score_metric", "score_pairs"]
@@ -196,34 +199,43 @@ def score_clip(pair: Pair, config: EvalConfig, networks: dict[str, Any], device:
 def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] | None = None,
                 device: torch.device | str = "cpu", progress: bool = True,
                 audio: dict[str, dict[str, Any]] | None = None, sync_log: dict[str, Any] | None = None,
-                run_dir: Path | None = None) -> EvalResult:
+                run_dir: Path | None = None, ranks: Ranks | None = None) -> EvalResult | None:
     """Score every pair clip by clip (``score_clip``) and add the clips' states up in order.
 
     With ``run_dir``, each clip's state is saved to ``partial/<clip_id>.npz`` as soon as it is scored, and
     clips saved there before are read back instead of scored again (``--resume``). The result comes from
-    the clips' states either way, so it does not depend on where a run was interrupted.
+    the clips' states either way, so it does not depend on where a run was interrupted. Under torchrun
+    (``ranks``) each rank scores its share of the clips and rank 0 alone saves and merges them (one round of
+    clips at a time, in clip order), so the result is one process's; it is returned on rank 0, None elsewhere.
     """
     networks = networks or {}
+    ranks = ranks or Ranks()
     sync_log = {} if sync_log is None else sync_log
-    saved = {pair.clip_id for pair in pairs
-             if run_dir is not None and score_partial.partial_path(run_dir, pair.clip_id).is_file()}
-    if saved:
+    # rank 0 decides which clips were saved before; a rank reads only those, which nobody writes any more
+    saved = ranks.on_main(lambda: {pair.clip_id for pair in pairs if run_dir is not None
+                                   and score_partial.partial_path(run_dir, pair.clip_id).is_file()})
+    if saved and ranks.is_main:
         log.info("%d of %d clip(s) already scored in %s; scoring the rest", len(saved), len(pairs), run_dir)
     bar = tqdm(total=sum(p.n_frames for p in pairs if p.clip_id not in saved), desc="score", unit="frame",
-               disable=not progress, leave=False)
-    merged = FrameScorer(config)
-    for pair in pairs:
+               disable=not (progress and ranks.is_main), leave=False)
+
+    def work(pair: Pair) -> tuple[tuple[dict[str, np.ndarray], dict[str, Any]], bool]:
         loaded = score_partial.read_partial(run_dir, pair.clip_id) if pair.clip_id in saved else None
-        if loaded is None:
-            loaded = score_clip(pair, config, networks, device, audio, bar)
-            if run_dir is not None:
-                score_partial.write_partial(run_dir, pair.clip_id, *loaded)
-        state, sync = loaded
+        if loaded is not None:
+            return loaded, False
+        return score_clip(pair, config, networks, device, audio, bar if ranks.is_main else None), True
+
+    merged = FrameScorer(config)
+    for index, ((state, sync), fresh) in ranks.map_ordered(pairs, work):
+        if fresh and run_dir is not None:
+            score_partial.write_partial(run_dir, pairs[index].clip_id, state, sync)
+        if fresh and ranks.owner(index) != 0:
+            bar.update(pairs[index].n_frames)
         merge_state(merged, state)
         for key, entries in sync.items():
             sync_log.setdefault(key, {}).update(entries)
     bar.close()
-    return merged.result()
+    return merged.result() if ranks.is_main else None
 
 
 def _claim(out_dir: Path | None, manifest: dict[str, Any], default: Path, resume: bool) -> Path:
@@ -248,23 +260,67 @@ def _claim(out_dir: Path | None, manifest: dict[str, Any], default: Path, resume
 
 
 def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None, config: EvalConfig, seed: int,
-         report: Callable[[Path], Path] | None, progress: bool, batch: bool, sync_expert: Path | None = None, resume: bool = False) -> Path:
+         report: Callable[[Path], Path] | None, progress: bool, batch: bool, sync_expert: Path | None = None,
+         resume: bool = False) -> Path | None:
     started = time.perf_counter()
-    # The output is checked before the networks load, and claimed before any scoring.
-    if resume:
-        score_partial.check_resumable(out_dir)
-    elif out_dir is not None:
-        check_run_dir_free(out_dir, hint=score_partial.resume_hint(out_dir))
-    audio = audio_records(inputs.get("audio"), [p.clip_id for p in pairs])
     from bench.training.distributed import pick_device
 
     device = pick_device()
+    ranks = Ranks.join(device)  # under torchrun: rank 0 checks, claims and writes; every rank scores
+    progress = progress and ranks.is_main
+    # The output is checked before the networks load, and claimed before any scoring.
+    if resume:
+        ranks.on_main(score_partial.check_resumable, out_dir)
+    elif out_dir is not None:
+        ranks.on_main(check_run_dir_free, out_dir, hint=score_partial.resume_hint(out_dir))
+    audio = ranks.together(audio_records, inputs.get("audio"), [p.clip_id for p in pairs])
+    networks, sync = ranks.together(_networks, config, sync_expert, device)
+    manifest = ranks.only_main(lambda: ranks.record(_manifest(pairs, inputs, out_dir, config, seed, batch, networks,
+                                                                sync, audio)))
+    stem = pairs[0].clip_id if not batch else Path(inputs["pred"]).name
+    default = Path("runs") / f"score-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = ranks.on_main(_claim, out_dir, manifest, default, resume)
+    timings = {"check_s": time.perf_counter() - started}
+    if ranks.is_main:
+        log.info("scoring %d frames of %d clip(s) into %s%s", sum(p.n_frames for p in pairs), len(pairs), run_dir,
+                 " with uncertainty" if pairs[0].uncertainty else "")
+    try:
+        started = time.perf_counter()
+        result = score_pairs(pairs, config, networks, device, progress, audio,
+                             manifest["sync"] if ranks.is_main else None, run_dir, ranks)
+        if not ranks.is_main:
+            return None
+        summary = add_recalibration(summarise(result, MODEL_NAME, config, seed), result)  # cross-fitted: no val split
+        timings["score_s"] = time.perf_counter() - started
+        finish_run(run_dir, manifest, result, summary, timings, report)
+    except BaseException as error:
+        if not ranks.is_main:
+            raise
+        if resume or score_partial.has_partials(run_dir):
+            mark_failed(run_dir, manifest, error)  # kept for --resume
+        else:
+            release_run_dir(run_dir)  # nothing scored: leave nothing behind
+        raise
+    finally:
+        if ranks.is_main:
+            unlock_run_dir(run_dir)
+    shutil.rmtree(run_dir / score_partial.PARTIAL_DIR, ignore_errors=True)  # complete: every result is written
+    return run_dir
+
+
+def _networks(config: EvalConfig, sync_expert: Path | None, device: torch.device) -> tuple[dict[str, Any], dict]:
+    """The metric networks, the lip-sync ones (and their manifest record) and, with LMD, the pose estimator."""
     networks: dict[str, Any] = dict(metric_networks(config, device))
     sync = sync_networks(networks, config, sync_expert, device)
     if "lmd" in networks:  # MediaPipe is loaded: estimate the ground truth's head pose for the pose bins
         from bench.data.head_pose import PoseEstimator
 
         networks["pose"] = PoseEstimator(networks["lmd"].mesh)
+    return networks, sync
+
+
+def _manifest(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None, config: EvalConfig, seed: int,
+              batch: bool, networks: dict[str, Any], sync: dict[str, Any], audio: dict | None) -> dict[str, Any]:
     settings = {**{k: None if v is None else str(Path(v).resolve()) for k, v in inputs.items()},
                 "batch": batch, "region": REGION, "eval": dataclasses.asdict(config)}
     manifest = new_manifest(MODEL_NAME, settings, seed)
@@ -276,34 +332,14 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
                                    "uncertainty": None if p.uncertainty is None else str(p.uncertainty.resolve()),
                                    "n_frames": p.n_frames, "height": p.height, "width": p.width, "fps": p.fps}
                                   for p in pairs]}
-    stem = pairs[0].clip_id if not batch else Path(inputs["pred"]).name
-    default = Path("runs") / f"score-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = _claim(out_dir, manifest, default, resume)
-    timings = {"check_s": time.perf_counter() - started}
-    log.info("scoring %d frames of %d clip(s) into %s%s", sum(p.n_frames for p in pairs), len(pairs), run_dir,
-             " with uncertainty" if pairs[0].uncertainty else "")
-    try:
-        started = time.perf_counter()
-        result = score_pairs(pairs, config, networks, device, progress, audio, manifest["sync"], run_dir)
-        summary = add_recalibration(summarise(result, MODEL_NAME, config, seed), result)  # cross-fitted: no val split
-        timings["score_s"] = time.perf_counter() - started
-        finish_run(run_dir, manifest, result, summary, timings, report)
-    except BaseException as error:
-        if resume or score_partial.has_partials(run_dir):
-            mark_failed(run_dir, manifest, error)  # kept for --resume
-        else:
-            release_run_dir(run_dir)  # nothing scored: leave nothing behind
-        raise
-    finally:
-        unlock_run_dir(run_dir)
-    shutil.rmtree(run_dir / score_partial.PARTIAL_DIR, ignore_errors=True)  # complete: every result is written
-    return run_dir
+    return manifest
 
 
 def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None = None, audio: Path | None = None,
           config: EvalConfig = EvalConfig(), seed: int = 0, report: Callable[[Path], Path] | None = None, progress: bool = True,
-          sync_expert: Path | None = None, resume: bool = False) -> Path:
-    """Score one output (video, frame directory or image) against its ground truth; returns the run directory.
+          sync_expert: Path | None = None, resume: bool = False) -> Path | None:
+    """Score one output (video, frame directory or image) against its ground truth; returns the run directory
+    (under torchrun: on rank 0; None on the other ranks, which scored their share of the clips).
 
     Two directories of videos are scored as a batch (see ``score_batch``). ``resume``: continue the
     unfinished run in ``out_dir`` (same inputs and settings), scoring only the clips it lacks.
@@ -322,7 +358,7 @@ def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None =
 
 def score_batch(pred_dir: Path, gt_dir: Path, out_dir: Path | None, uncertainty_dir: Path | None = None,
                 audio: Path | None = None, config: EvalConfig = EvalConfig(), seed: int = 0, report: Callable[[Path], Path] | None = None,
-                progress: bool = True, sync_expert: Path | None = None, resume: bool = False) -> Path:
+                progress: bool = True, sync_expert: Path | None = None, resume: bool = False) -> Path | None:
     """Pair two directories of videos by file stem (clip_id = stem) and score all pairs into one run."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     for path in (pred_dir, gt_dir):

@@ -29,10 +29,16 @@ class DistInfo:
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group torchrun describes; a no-op when not launched by torchrun."""
+    """Join the process group torchrun describes; a no-op when not launched by torchrun.
+
+    On GPUs, CUDA tensors go through NCCL (DDP's gradients) and CPU ones through gloo: the evaluation's
+    object gathers (``bench.harness.shard``) then stay in host memory, and each rank keeps its own GPU.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     if world_size <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo")
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
