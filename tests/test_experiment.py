@@ -17,7 +17,7 @@ from bench.harness.experiment import Cell, ExperimentError, list_experiments, lo
 
 def test_every_declared_experiment_loads_and_names_real_runs_and_metrics():
     names = list_experiments()
-    assert {"ablation", "plugin", "wildpose", "bins"} <= set(names)
+    assert {"ablation", "plugin", "wildpose", "bins", "dynamics"} <= set(names)
     for name in names:
         experiment = load_experiment(name)  # _check: labels, kinds, metrics in the table, thresholds
         assert experiment.runs and experiment.claims and experiment.description
@@ -158,7 +158,7 @@ metrics = ["psnr", "ssim"]
 
 
 @pytest.mark.experiments
-@pytest.mark.parametrize("name", ["ablation", "plugin", "wildpose", "bins"])
+@pytest.mark.parametrize("name", ["ablation", "plugin", "wildpose", "bins", "dynamics"])
 def test_every_declared_experiment_runs_at_the_smoke_preset(name, tmp_path, monkeypatch, provisioned):
     """CI runs these (`pytest -m experiments`, after the default run): each experiment's whole grid at the
     smoke preset with two seeds, and a verdict for every claim."""

@@ -164,3 +164,27 @@ def test_bench_data_synth_makes_labelled_moving_data(tmp_path, capsys):
         main(["data", "synth", "--conditions", "fog", "--out", str(tmp_path / "no")])
     assert exit_info.value.code == 2
     assert "unknown condition 'fog'" in capsys.readouterr().err and not (tmp_path / "no").exists()
+
+
+def test_a_run_on_scene_dynamics_reports_where_the_events_hurt(tmp_path, monkeypatch):
+    """The paste floor on data with scene events: its pasted lower half never shows the occluder, so the
+    error on the occluder's pixels must exceed the error on the rest of the region (a known answer), and the
+    summary's dynamics block must cover every condition."""
+    from bench.cli import main
+    from bench.config import preset_config
+    from bench.harness.run import run
+
+    monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "dyn"
+    assert main(["data", "synth", "--preset", "smoke", "--conditions", "all", "--out", str(data)]) == 0
+    config = preset_config("smoke", model="pasteref")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, source=str(data)),
+                                 eval=dataclasses.replace(config.eval, networks=(), sync="none", official_sync=False))
+    outcome = run(config, out_dir=tmp_path / "run", progress=False, report=None, floor=False)
+    block = outcome.summary["dynamics"]
+    assert set(block) == set(CONDITIONS)
+    assert all(entry["affected_frames"] > 0 and entry["clips"] >= 1 for entry in block.values())
+    assert block["occluder"]["error_ratio"]["value"] > 1.5
+    frames = pd.read_parquet(tmp_path / "run" / "frames.parquet")
+    hit = frames["affected"] > 0
+    assert frames.loc[hit, "err_event_lift"].notna().any() and frames.loc[~hit, "err_event_lift"].isna().all()

@@ -21,6 +21,7 @@ from bench.harness.scorer import EvalResult, FrameScorer, summarise
 from bench.harness.scorer_state import export_state, merge_state
 from bench.harness.shard import Ranks
 from bench.metrics.sync import clip_sync, local_values, official_values
+from bench.metrics.dynamics import region_means
 
 __all__ = ["EvalResult", "clip_sync", "evaluate", "metric_networks", "score_clip", "summarise"]
 
@@ -77,7 +78,10 @@ def score_clip(model: nn.Module, clip: ClipTensors, n_refs: int, config: EvalCon
                  "yaw": float(clip.yaw[t]), "pitch": float(clip.pitch[t]), "roll": float(clip.roll[t]),
                  **({"mouth_box": clip.mouth_boxes[t]} if clip.mouth_boxes is not None else {})}
                 for t in targets]
-        scorer.update(pred_u8, gt_u8, torch.exp(log_scale[:, 0].float()), region, meta)
+        scale = torch.exp(log_scale[:, 0].float())
+        if clip.affected is not None:  # scene events (synthetic conditions): u and error on their pixels
+            _add_event_columns(meta, clip, targets, scale, pred_u8, gt_u8, region)
+        scorer.update(pred_u8, gt_u8, scale, region, meta)
         if keep_frames:
             generated.append(pred_u8)
         if bar is not None:
@@ -89,6 +93,17 @@ def score_clip(model: nn.Module, clip: ClipTensors, n_refs: int, config: EvalCon
     # FID's features travel per batch, outside the state, so that the merged sums add up batch by batch
     fid_batches, scorer.fid_features = scorer.fid_features, []
     return export_state(scorer), fid_batches
+
+
+def _add_event_columns(meta: list[dict[str, Any]], clip: ClipTensors, targets: list[int], scale: torch.Tensor,
+                       pred_u8: torch.Tensor, gt_u8: torch.Tensor, region: np.ndarray) -> None:
+    """Each frame's event bits and mean u / error on the event's pixels and on the rest of the region."""
+    error = (pred_u8 - gt_u8).abs().mean(1).cpu() / 255.0  # as the scorer's per-pixel error
+    mask = torch.from_numpy(np.ascontiguousarray(clip.affected_mask[targets]))
+    means = region_means(scale.cpu(), error, mask, torch.from_numpy(region))
+    for i, t in enumerate(targets):
+        meta[i]["affected"] = int(clip.affected[t])
+        meta[i].update({key: float(values[i]) for key, values in means.items()})
 
 
 @torch.no_grad()

@@ -27,6 +27,7 @@ from bench.config import RunConfig
 from bench.files import file_sha256, stable_hash
 from bench.errors import BenchError
 from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summarise
+from bench.metrics.dynamics import dynamics_block
 from bench.harness.recalibrate import add_recalibration
 from bench.harness.shard import Ranks
 from bench.data.frames import ClipTensors
@@ -197,4 +198,7 @@ def _summary(result: EvalResult, config: RunConfig, dataset: Dataset) -> dict[st
     if dataset.manifest.get("pose_labels"):  # real footage (bench data prepare): estimated, not known, poses
         summary.setdefault("notes", {})["real"] = specs.SUMMARY_NOTES["real"].format(
             how=dataset.manifest["pose_labels"])
+    dynamics = dynamics_block(result.frames, config.seed)
+    if dynamics:  # data with scene events (synthetic conditions): does u notice them?
+        summary["dynamics"] = dynamics
     return summary

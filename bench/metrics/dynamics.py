@@ -55,8 +55,8 @@ def _ratio_entry(frames: pd.DataFrame, numerator: str, denominator: str, seed: i
     if rows.empty:
         return {"value": float("nan"), "ci95": None, "n_frames": 0}
     ratio = (rows[numerator] / rows[denominator]).to_numpy(dtype=np.float64)
-    low, high = clip_bootstrap_ci(ratio, rows["clip_id"].to_numpy(), seed=seed)
-    return {"value": float(ratio.mean()), "ci95": [float(low), float(high)], "n_frames": int(len(rows))}
+    ci = clip_bootstrap_ci(ratio, rows["clip_id"].to_numpy(), seed=seed)  # None with fewer than 2 clips
+    return {"value": float(ratio.mean()), "ci95": ci, "n_frames": int(len(rows))}
 
 
 def dynamics_block(frames: pd.DataFrame, seed: int = 0) -> dict[str, dict[str, Any]]:
