@@ -56,6 +56,10 @@ def test_summary_follows_the_schema(smoke_run):
     assert summary["metrics"]["ause"]["higher_is_better"] is False
     assert summary["floor"]["model"] == "copyref"
     assert {"lse_c_local", "lse_d_local"} <= set(summary["metrics"]) and "lse_local" in summary["notes"]
+    # the expert's own ceiling and floor on the same clips, as reference rows with no direction
+    for name in ("lse_c_local_gt", "lse_c_local_shifted"):
+        entry = summary["metrics"][name]
+        assert entry["higher_is_better"] is None and entry["n"] == summary["metrics"]["lse_c_local"]["n"]
     lmd = summary["metrics"]["lmd"]  # the smoke preset's 32 px frames still hold detectable faces
     assert lmd["n"] > 0 and 0.0 < lmd["value"] < 1.0 and "lmd" in summary["notes"]
     assert all("lmd" in block for block in summary["by_pose"].values())

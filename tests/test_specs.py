@@ -58,7 +58,8 @@ def scored():
         meta = [{"clip_id": f"c{c}", "frame": t, "yaw": float(yaw), "mouth_box": (2, 8, 14, 15)} for t in range(4)]
         scorer.update(pred, gt, scale, None, meta)
         sync = SimpleNamespace(lse_c=2.0 + c, lse_d=9.0 - c, offset=c - 2)
-        scorer.add_clip({"clip_id": f"c{c}", "yaw": float(yaw)}, {**official_values(sync), **local_values(sync)})
+        scorer.add_clip({"clip_id": f"c{c}", "yaw": float(yaw)}, {**official_values(sync), **local_values(sync),
+                                                                "lse_c_local_gt": 3.0 + c, "lse_c_local_shifted": 0.5})
     result = scorer.result()
     return result, summarise(result, "m", CONFIG, seed=0)
 

@@ -329,3 +329,17 @@ def test_official_embeddings_end_to_end(official_file):
     result = sm.lse(video_emb, audio_emb)
     assert result.mean_dists.shape == (31,) and -15 <= result.offset <= 15
     assert result.lse_d > 0 and result.lse_c >= 0 and result.per_frame_conf.shape == (2,)
+
+
+def test_the_floor_moves_the_audio_beyond_the_offset_search():
+    from bench.metrics.sync import MAX_OFFSET, shifted_mel
+
+    for n in (50, 40, 20):
+        mel = torch.arange(n, dtype=torch.float32)[:, None, None].expand(n, 80, 16)
+        moved = shifted_mel(mel)
+        shift = int((moved[:, 0, 0] - mel[:, 0, 0]).remainder(n)[0])
+        assert sorted(moved[:, 0, 0].tolist()) == list(range(n))  # a permutation: the same audio, moved
+        assert torch.equal(moved[:, 0, 0], mel[:, 0, 0].roll(n - shift))
+        distance = min(shift, n - shift)
+        # every frame's audio is at least the search's reach away where the clip allows it
+        assert distance >= (MAX_OFFSET + 1 if n >= 2 * (MAX_OFFSET + 1) else n // 2)

@@ -20,7 +20,7 @@ from bench.data.frames import ClipTensors, eval_reference_indices, make_batch, m
 from bench.harness.scorer import EvalResult, FrameScorer, summarise
 from bench.harness.scorer_state import export_state, merge_state
 from bench.harness.shard import Ranks
-from bench.metrics.sync import clip_sync, local_values, official_values
+from bench.metrics.sync import clip_sync, local_values, official_values, shifted_mel
 from bench.metrics.dynamics import region_means
 
 __all__ = ["EvalResult", "clip_sync", "evaluate", "metric_networks", "score_clip", "summarise"]
@@ -38,6 +38,18 @@ def clip_sync_values(frames: torch.Tensor, clip: ClipTensors, local: nn.Module |
         result = official(frames[torch.from_numpy(resample_indices(len(frames), clip.fps))], clip.audio)
         if result is not None:
             values.update(official_values(result))
+    return values
+
+
+def expert_reference(local: nn.Module, clip: ClipTensors, device: torch.device | str) -> dict[str, float]:
+    """The local expert's ceiling and floor on this clip: LSE-C on the ground truth with its own audio, and
+    with the audio moved beyond the offset search (``bench.metrics.sync.shifted_mel``)."""
+    mel = clip.mel.to(device)
+    values = {}
+    for key, audio in (("lse_c_local_gt", mel), ("lse_c_local_shifted", shifted_mel(mel))):
+        result = clip_sync(local, clip.frames.to(device), audio)
+        if result is not None:
+            values[key] = result.lse_c
     return values
 
 
@@ -88,6 +100,8 @@ def score_clip(model: nn.Module, clip: ClipTensors, n_refs: int, config: EvalCon
             bar.update(len(targets))
     if keep_frames:
         values = clip_sync_values(torch.cat(generated), clip, sync_model, official, device)
+        if sync_model is not None:
+            values.update(expert_reference(sync_model, clip, device))
         if values:
             scorer.add_clip({"clip_id": clip.clip_id, "yaw": float(abs(clip.yaw).mean())}, values)
     # FID's features travel per batch, outside the state, so that the merged sums add up batch by batch

@@ -107,6 +107,13 @@ _TABLE = (
           "with published LSE-C)", "syncnet_python's offset search on the project's expert"),
     _spec("lse_d_local", "clip", False, "lip sync", "lip-sync distance, talkbench's own expert (not comparable "
           "with published LSE-D)", "syncnet_python's offset search on the project's expert"),
+    # The local expert's own ceiling and floor on the same clips (reference rows: they say whether the judge
+    # discriminates at all; no direction, they rank no model)
+    _spec("lse_c_local_gt", "clip", None, "lip sync", "reference: the local expert's LSE-C on the ground-truth "
+          "frames with their own audio (its ceiling on this data)", "bench.metrics.sync.clip_sync"),
+    _spec("lse_c_local_shifted", "clip", None, "lip sync", "reference: the local expert's LSE-C on the ground "
+          "truth with the audio moved by half the clip, beyond the offset search (its floor)",
+          "bench.metrics.sync.clip_sync"),
     # per-frame / per-clip columns that summary.json does not average but tables and comparisons show
     _spec("err_mean", "frame", False, "image quality", "mean absolute error on [0, 1] over the scored region",
           "mean |pred - gt|", in_summary=False),

@@ -142,6 +142,13 @@ def clip_sync(sync_model: nn.Module, frames_u8: torch.Tensor, mel: torch.Tensor)
     return lse(torch.cat(video), torch.cat(audio))
 
 
+def shifted_mel(mel: torch.Tensor) -> torch.Tensor:
+    """The clip's mel windows moved circularly by half the clip: from clips of 2 x (``max_offset`` + 1) frames
+    on, every frame's audio lies beyond the offset search, so no offset can line it up (the expert's floor);
+    a shorter clip cannot move its audio farther than half its length."""
+    return mel.roll(mel.shape[0] // 2, dims=0)
+
+
 def official_values(result: SyncResult) -> dict[str, float]:
     return {"lse_c": result.lse_c, "lse_d": result.lse_d, "av_offset": result.offset}
 
