@@ -97,7 +97,9 @@ class EvalConfig:
     # columns; 16 took the same few columns of every row (4 of a 64-px-wide region), a biased subsample.
     spearman_stride: int = 17
     networks: tuple[str, ...] = ("lpips", "fid", "lmd")  # metrics that need provisioned weights or MediaPipe
-    fid_every: int = 5  # FID on every 5th frame: Inception at 299 px dominates CPU evaluation time
+    # FID on every frame, as pytorch-fid computes it; n > 1 takes every n-th frame (a stated subsample,
+    # recorded in summary.json as the FID entries' frame_stride) when Inception's CPU time matters more
+    fid_every: int = 1
     yaw_edges: tuple[float, float] = (15.0, 30.0)  # |yaw| bin edges: frontal | moderate | extreme
     sync: str = "local"  # "local": LSE with the project's own SyncNet expert (trained, cached); "none"
     sync_steps: int = 1000  # training steps of that expert

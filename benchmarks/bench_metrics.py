@@ -31,13 +31,19 @@ and must give the same values; the script checks that and prints the largest abs
   FID needs torch-fidelity and its own downloaded weights, so it is not compared.
 
 Networks are built and warmed up (one small batch), and the other code paths called once, before any timing.
-Frames reach talkbench and torchmetrics as contiguous N x 3 x H x W float32 (channels-last memory would change
-CPU conv speed, for Inception by ~1.6x).
+Frames reach talkbench and torchmetrics as contiguous N x 3 x H x W float32 (the layout a model outputs);
+talkbench converts each network's input to the network's layout itself.
 
 Reading the table: each cell is frames/s (frame pairs per second; for FID each pair is two Inception
 passes) and, in brackets, talkbench's speed-up over that method for that column: talkbench frames/s divided
 by the method's frames/s (above 1: talkbench is faster). These machines are shared and noisy: compare only
 ratios within one run, never frames/s across runs.
+
+talkbench runs twice: from an empty ground-truth cache (a temporary directory), then again with the ground truth's
+Inception features read from it, as for a second model scored on the same test set; the second table and the last
+line give both speed-ups over the field, and the two runs' values must be bit-identical. talkbench's networks run
+in channels-last memory as bench builds them; the field's are built in the default layout, as lpips and
+pytorch-fid build theirs.
 
 Usage: python benchmarks/bench_metrics.py [--frames N] [--size PX] [--seed S]
 (weights first: TALKBENCH_CACHE=... bench weights fetch). Exit status 0: all values agree; 1: some values
@@ -123,11 +129,12 @@ class Timers:
 # ----------------------------------------------------------------------------------------------- talkbench
 
 def run_talkbench(pred: torch.Tensor, gt: torch.Tensor, lpips_model: torch.nn.Module,
-                  inception: torch.nn.Module) -> tuple[dict[str, np.ndarray], float, Timers]:
-    """FrameScorer over batches of 32, then result() and the FID of all frames."""
+                  inception: torch.nn.Module, gt_cache: Path) -> tuple[dict[str, np.ndarray], float, Timers, Any]:
+    """FrameScorer over batches of 32, then result() and the FID of all frames; ground-truth Inception
+    features cached in ``gt_cache`` (an empty directory: computed and stored; filled: read back)."""
     timers = Timers()
     config = EvalConfig(batch_size=BATCH, networks=("lpips", "fid"), fid_every=1)
-    scorer = scoring.FrameScorer(config, lpips_model=lpips_model, inception=inception)
+    scorer = scoring.FrameScorer(config, lpips_model=lpips_model, inception=inception, gt_cache=gt_cache)
     metrics = scoring.image_metrics
     with mock.patch.object(metrics, "psnr", timers.wrap("PSNR+SSIM", metrics.psnr)), \
             mock.patch.object(metrics, "ssim", timers.wrap("PSNR+SSIM", metrics.ssim)), \
@@ -146,7 +153,7 @@ def run_talkbench(pred: torch.Tensor, gt: torch.Tensor, lpips_model: torch.nn.Mo
     timers.seconds["FID features"] = timers.seconds["FID"] - timers.seconds["FID distance"]
     timers.seconds["other"] = timers.seconds["total"] - sum(timers.seconds[g] for g in ("PSNR+SSIM", "LPIPS", "FID"))
     values = {name: result.frames[name].to_numpy(np.float64) for name in ("psnr", "ssim", "lpips")}
-    return values, fid, timers
+    return values, fid, timers, scorer.fid_cache
 
 
 # ----------------------------------------------------------------------------------------------- field practice
@@ -302,13 +309,17 @@ def agreement(label: str, ours: np.ndarray, theirs: np.ndarray, tolerance: float
 
 
 def warm_up(lpips_model: torch.nn.Module, inception: torch.nn.Module, size: int) -> None:
-    """One small forward pass per network so no method pays first-call setup inside its timing."""
+    """One small forward pass per network, in its memory layout, so no method pays first-call setup inside
+    its timing."""
+    from bench.metrics.fid import _is_channels_last
+
+    layout = torch.channels_last if _is_channels_last(inception) else torch.contiguous_format
     with torch.no_grad():
-        x = torch.rand(2, 3, size, size)
+        x = torch.rand(2, 3, size, size).contiguous(memory_format=layout)
         lpips_model(2 * x - 1, 2 * x.flip(0) - 1)
         lpips_model(2 * x[:1] - 1, 2 * x[1:] - 1)
         inception(x)
-        inception(torch.rand(BATCH, 3, size, size))
+        inception(torch.rand(BATCH, 3, size, size).contiguous(memory_format=layout))
 
 
 def warm_up_light(pred: np.ndarray, gt: np.ndarray) -> None:
@@ -364,17 +375,27 @@ def main() -> int:
     n = args.frames
     pred_np, gt_np = make_frames(n, args.size, args.seed)
     pred_t, gt_t = torch.from_numpy(pred_np), torch.from_numpy(gt_np)
-    ours_lpips, field_lpips = build_lpips("alex"), build_lpips("alex")  # separate instances, same weights
-    inception = build_inception()
-    warm_up(ours_lpips, inception, args.size)
-    warm_up(field_lpips, inception, args.size)
+    # Separate instances, same weights: talkbench's as bench builds them (channels-last memory), the field's
+    # as lpips and pytorch-fid build them (the default layout).
+    ours_lpips, field_lpips = build_lpips("alex"), build_lpips("alex", channels_last=False)
+    ours_inception, field_inception = build_inception(), build_inception(channels_last=False)
+    warm_up(ours_lpips, ours_inception, args.size)
+    warm_up(field_lpips, field_inception, args.size)
     warm_up_light(pred_np, gt_np)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{n} frame pairs, {args.size}x{args.size}, seed {args.seed}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {load:.1f} at the start")
 
-    ours, ours_fid, ours_t = run_talkbench(pred_t, gt_t, ours_lpips, inception)
     with tempfile.TemporaryDirectory(prefix="bench_metrics_") as tmp:
-        field, field_fid, field_t, fid_notes = run_field(pred_np, gt_np, field_lpips, inception, Path(tmp))
+        # talkbench twice: from an empty ground-truth cache (it computes and stores the ground truth's
+        # Inception features), then as for a second model on the same test set (it reads them back)
+        ours, ours_fid, ours_t, cache = run_talkbench(pred_t, gt_t, ours_lpips, ours_inception, Path(tmp) / "cache")
+        stored = cache.misses
+        field, field_fid, field_t, fid_notes = run_field(pred_np, gt_np, field_lpips, field_inception, Path(tmp))
+        cached, cached_fid, cached_t, cache = run_talkbench(pred_t, gt_t, ours_lpips, ours_inception,
+                                                            Path(tmp) / "cache")
+        if cache.hits != stored or cache.misses:
+            raise RuntimeError(f"the cached run missed the cache ({cache.hits} hits, {cache.misses} misses)")
 
     try:
         import torchmetrics
@@ -394,6 +415,15 @@ def main() -> int:
     print_table(n, rows)
     print("  talkbench total = FrameScorer.update over all batches + result() + FID compute (summarise not timed); "
           "field total = sum of its columns")
+    print()
+    print("talkbench with the ground truth's Inception features cached (a second model on the same frames):")
+    print_table(n, [("talkbench, ground truth cached", cached_t.seconds),
+                    ("field (PNG + skimage/lpips/pfid)", field_t.seconds)])
+    print()
+    print("speed-up over the field, total: "
+          f"{field_t.seconds['total'] / ours_t.seconds['total']:.2f}x with nothing cached, "
+          f"{field_t.seconds['total'] / cached_t.seconds['total']:.2f}x with the ground truth cached; FID: "
+          f"{field_t.seconds['FID'] / ours_t.seconds['FID']:.2f}x and {field_t.seconds['FID'] / cached_t.seconds['FID']:.2f}x")
     print(f"  FID split: features {ours_t.seconds['FID features']:.1f} s (talkbench) vs "
           f"{field_t.seconds['FID features']:.1f} s (pytorch-fid, PNG loading included); Fréchet distance "
           f"{ours_t.seconds['FID distance']:.1f} s (eigh) vs {field_t.seconds['FID distance']:.1f} s (scipy sqrtm)")
@@ -412,6 +442,10 @@ def main() -> int:
     for name in ("psnr", "ssim"):
         ok &= agreement(f"{name.upper()} vs scikit-image", ours[name], field[name], TOLERANCES[name])
     ok &= agreement("LPIPS vs lpips.LPIPS per pair", ours["lpips"], field["lpips"], TOLERANCES["lpips"])
+    same = cached_fid == ours_fid and all(np.array_equal(cached[k], ours[k], equal_nan=True) for k in ours)
+    print(f"  {'cached run vs uncached run':<44} FID {cached_fid!r} vs {ours_fid!r}: "
+          f"{'bit-identical' if same else 'DIFFERENT'}")
+    ok &= same
     relative = abs(ours_fid - field_fid) / max(abs(field_fid), 1e-12)
     fid_ok = relative <= FID_RELATIVE
     print(f"  {'FID vs pytorch-fid path':<44} {ours_fid:.6f} vs {field_fid:.6f}, relative diff {relative:.3g} "

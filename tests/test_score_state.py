@@ -13,7 +13,7 @@ from bench.harness.samples import select_samples, stack_samples
 from bench.harness.scorer_state import export_state, merge_state
 from bench.harness.scorer import FrameScorer
 
-CONFIG = EvalConfig(bootstrap=50, networks=(), samples_per_bin=2)
+CONFIG = EvalConfig(bootstrap=50, networks=(), samples_per_bin=2, fid_every=5)  # "frames 0 and 5 of each clip"
 
 
 class FakeInception(nn.Module):

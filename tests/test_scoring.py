@@ -89,8 +89,22 @@ def test_fid_is_reported_overall_and_per_pose_bin_from_the_stated_subsample():
         scorer.update(pred, gt, None, None, [{"clip_id": f"c{c}", "frame": t, "yaw": float(yaw)} for t in range(8)])
     summary = summarise(scorer.result(), "m", EvalConfig(bootstrap=50), seed=0)
     assert summary["metrics"]["fid"]["n"] == 12  # every 2nd of 24 frames
+    assert summary["metrics"]["fid"]["frame_stride"] == 2  # the scorer's stride, recorded with every FID entry
+    assert {block["fid"]["frame_stride"] for block in summary["by_pose"].values()} == {2}
     assert summary["by_pose"]["frontal"]["fid"]["value"] == pytest.approx(0.0, abs=1e-6)
     assert summary["by_pose"]["extreme"]["fid"]["value"] > summary["by_pose"]["moderate"]["fid"]["value"] > 0
+
+
+def test_fid_uses_every_frame_by_default_as_pytorch_fid_does():
+    assert EvalConfig().fid_every == 1
+    scorer = FrameScorer(EvalConfig(bootstrap=20), inception=_TinyInception())
+    rng = np.random.default_rng(1)
+    for c in range(2):
+        gt = torch.from_numpy(rng.integers(0, 256, (7, 3, 16, 16)).astype(np.float32))
+        scorer.update((gt + 10).clamp(0, 255), gt, None, None,
+                      [{"clip_id": f"c{c}", "frame": t, "yaw": 5.0} for t in range(7)])
+    fid = summarise(scorer.result(), "m", EvalConfig(bootstrap=20), seed=0)["metrics"]["fid"]
+    assert fid["n"] == 14 and fid["frame_stride"] == 1
 
 
 def test_yaw_bin_edges_are_configurable_and_bins_partition_the_frames():

@@ -53,6 +53,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `run` and `score` share about evaluation."""
+    parser.add_argument("--fid-every", type=positive_int, metavar="N",
+                        help="FID on every N-th frame (default 1: every frame, as pytorch-fid computes it; "
+                             "summary.json records the stride as the FID entries' frame_stride)")
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The preset's config with the command line's overrides (shared by `run` and `train`)."""
     from bench.models import model_class
@@ -71,6 +78,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         config = replace(config, train=replace(config.train, sync_expert=str(args.sync_expert.resolve())))
     if getattr(args, "yaw_bins", None):
         config = replace(config, eval=replace(config.eval, yaw_edges=args.yaw_bins))
+    if getattr(args, "fid_every", None):
+        config = replace(config, eval=replace(config.eval, fid_every=args.fid_every))
     if getattr(args, "steps", None):
         config = replace(config, train=replace(config.train, steps=args.steps))
     if getattr(args, "save_every", None):

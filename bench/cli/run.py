@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.cli.common import add_model_arguments, config_from_args, yaw_edges
+from bench.cli.common import add_eval_arguments, add_model_arguments, config_from_args, yaw_edges
 from bench.cli.output import print_report_status, report_renderer, results_table
 
 
@@ -18,6 +18,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--yaw-bins", type=yaw_edges, metavar="LOW,HIGH",
                         help="|yaw| edges of the frontal / moderate / extreme bins (default 15,30)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    add_eval_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,9 +3,11 @@ torchrun the ranks share the clips: `torchrun --nproc_per_node K -m bench.cli sc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+from bench.cli.common import add_eval_arguments
 from bench.cli.output import print_report_status, report_renderer, results_table
 from bench.metrics.specs import FRAME_METRICS
 
@@ -35,6 +37,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--no-networks", action="store_true", help="skip LPIPS, FID and LMD (no pretrained weights)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_eval_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +64,8 @@ def _run(args: argparse.Namespace) -> int:
             print(repr(value))
         return 0
     config = EvalConfig(networks=(), official_sync=False) if args.no_networks else EvalConfig()
+    if args.fid_every:
+        config = dataclasses.replace(config, fid_every=args.fid_every)
     run_dir = score(args.pred, args.gt, args.out, args.uncertainty, args.audio, config=config, seed=args.seed,
                     report=report_renderer(args), progress=not args.no_progress, sync_expert=args.sync_expert,
                     resume=args.resume)

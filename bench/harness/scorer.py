@@ -14,6 +14,7 @@ Image metrics use the full frame. Calibration metrics use the region's pixels (s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from bench.metrics import image as image_metrics
 from bench.metrics import quality
 from bench.metrics import specs
 from bench.config import POSE_BINS, EvalConfig, pose_bin, pose_bins
-from bench.metrics.fid import FIDAccumulator, inception_features
+from bench.metrics.fid import FIDAccumulator, cached_features, inception_cache, inception_features
 from bench.metrics.lpips import lpips_distance
 from bench.harness.samples import WORST_BY, ClipRanks, WorstFrames, select_samples, wanted
 from bench.metrics.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
@@ -59,21 +60,29 @@ class EvalResult:
     clip_samples: dict[str, np.ndarray] = field(default_factory=dict)  # clip_samples.npz (samples.ClipRanks)
     fid: dict[str, FIDAccumulator] = field(default_factory=dict)  # per group ("all", pose bins)
     clips: pd.DataFrame | None = None  # clip-level scores (lip sync), one row per clip
+    fid_every: int = 1  # FID's frame stride (summary.json records it with the FID entries)
 
 
 class FrameScorer:
     """Per-frame scores; ``lpips_model`` / ``inception`` add LPIPS per frame and FID per group.
 
-    FID uses every ``config.fid_every``-th frame scored (a stated subsample: Inception at 299 px is
-    the slow part on a CPU); real and generated statistics are running sums, exact under DDP.
+    FID uses every frame by default, as pytorch-fid does; ``config.fid_every`` > 1 takes every n-th frame
+    scored instead (a stated subsample, recorded in summary.json). Real and generated statistics are
+    running sums, exact under DDP. The ground truth's Inception features are cached by content
+    (``bench.metrics.fid.cached_features``; ``gt_cache``: True for ``$TALKBENCH_CACHE/metrics``, a directory,
+    or False for none), so a second model scored on the same frames skips that half of the work.
     With ``keep_features`` the scorer keeps the Inception features instead of sums, so that
     ``bench.harness.scorer_state.export_state`` can save them (bench score saves one clip's state at a time)
     and ``merge_state`` can add them up later.
     """
 
     def __init__(self, config: EvalConfig, lpips_model: torch.nn.Module | None = None,
-                 inception: torch.nn.Module | None = None, landmarks: Any = None, keep_features: bool = False) -> None:
+                 inception: torch.nn.Module | None = None, landmarks: Any = None, keep_features: bool = False,
+                 gt_cache: bool | Path = True) -> None:
         self.config = config
+        self.fid_cache = None
+        if inception is not None and gt_cache is not False:
+            self.fid_cache = inception_cache(inception, None if gt_cache is True else Path(gt_cache))
         self.keep_features = keep_features
         self.fid_features: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (real, fake, group) per batch
         self.landmarks = landmarks  # bench.metrics.lmd.LandmarkDistance: LMD per frame
@@ -100,11 +109,11 @@ class FrameScorer:
 
     @classmethod
     def with_networks(cls, config: EvalConfig, networks: dict[str, torch.nn.Module] | None,
-                      keep_features: bool = False) -> "FrameScorer":
+                      keep_features: bool = False, gt_cache: bool | Path = True) -> "FrameScorer":
         """A scorer using the networks ``bench.harness.evaluate.metric_networks`` built ("lpips", "fid", "lmd")."""
         networks = networks or {}
         return cls(config, lpips_model=networks.get("lpips"), inception=networks.get("fid"),
-                   landmarks=networks.get("lmd"), keep_features=keep_features)
+                   landmarks=networks.get("lmd"), keep_features=keep_features, gt_cache=gt_cache)
 
     def add_clip(self, info: dict[str, Any], values: dict[str, float]) -> None:
         """Clip-level scores (e.g. LSE); ``info["yaw"]`` is the clip's mean |yaw| for its pose bin."""
@@ -154,8 +163,10 @@ class FrameScorer:
         self.frames_seen += len(meta)
         if not picks:
             return
-        real = inception_features(self.inception, gt_u8[picks] / 255.0)
-        fake = inception_features(self.inception, pred_u8[picks] / 255.0)
+        if len(picks) < len(meta):
+            gt_u8, pred_u8 = gt_u8[picks], pred_u8[picks]
+        real = cached_features(self.inception, gt_u8, self.fid_cache)
+        fake = inception_features(self.inception, pred_u8 / 255.0)
         groups = np.array([pose_bin(abs(float(meta[i].get("yaw", 0.0))), self.bins) for i in picks])
         if self.keep_features:
             self.fid_features.append((real.numpy(), fake.numpy(), groups))
@@ -224,7 +235,8 @@ class FrameScorer:
                           curves=curves, inside=inside, region_pixels=pixels, subsample=subsample,
                           samples=select_samples(self.sample_pool, self.config.samples_per_bin),
                           worst=self.worst.stack(), clip_samples=self.clip_ranks.stack(), fid=self.fid,
-                          clips=pd.DataFrame(self.clip_rows) if self.clip_rows else None)
+                          clips=pd.DataFrame(self.clip_rows) if self.clip_rows else None,
+                          fid_every=self.config.fid_every)
 
 
 def _sample_item(pred: torch.Tensor, gt: torch.Tensor, error: np.ndarray, u: np.ndarray | None,
@@ -336,11 +348,12 @@ def _coverage_stat(fn, levels: np.ndarray, inside: np.ndarray, pixels: np.ndarra
 
 
 def _fid_entry(result: EvalResult, group: str) -> dict[str, Any]:
-    """FID of one group; no CI (a bootstrap would need a 2048-d matrix square root per resample)."""
+    """FID of one group; no CI (a bootstrap would need a 2048-d matrix square root per resample).
+    ``frame_stride``: FID used every n-th frame scored (1: every frame, as pytorch-fid)."""
     accumulator = result.fid.get(group)
     count = accumulator.fake.count if accumulator else 0
     value = accumulator.compute() if count >= 2 else float("nan")
-    return _entry("fid", value, None, count)
+    return {**_entry("fid", value, None, count), "frame_stride": int(result.fid_every)}
 
 
 def _clip_block(clips: pd.DataFrame, config: EvalConfig, seed: int) -> dict[str, dict]:

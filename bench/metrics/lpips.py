@@ -125,10 +125,13 @@ def convert_torchvision(state: dict[str, torch.Tensor], entry: str) -> dict[str,
     return backbone_state(features, "alex" if entry == "lpips_alex" else "vgg")
 
 
-def build_lpips(net: str = "alex", device: str | torch.device = "cpu", path: Path | None = None) -> lpips.LPIPS:
+def build_lpips(net: str = "alex", device: str | torch.device = "cpu", path: Path | None = None,
+                channels_last: bool = True) -> lpips.LPIPS:
     """`lpips.LPIPS` v0.1 (its own linear layers) with the provisioned backbone; eval mode, frozen.
 
     `pnet_rand=True` keeps torchvision from downloading ImageNet weights; the backbone is then loaded strictly.
+    ``channels_last``: weights (and, in ``lpips_distance``, inputs) in channels-last memory: faster CPU
+    convolutions at the same values (to float32 rounding; benchmarks/bench_metrics.py).
     """
     if net not in ENTRY_FOR_NET:
         raise ValueError(f"LPIPS net must be one of {sorted(ENTRY_FOR_NET)}, got {net!r}")
@@ -137,7 +140,8 @@ def build_lpips(net: str = "alex", device: str | torch.device = "cpu", path: Pat
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
     model.net.load_state_dict(state)
-    return model.eval().requires_grad_(False).to(device)
+    model = model.eval().requires_grad_(False).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 # The smallest image side each backbone's convolutions and poolings accept (found by trying sizes).
@@ -161,5 +165,7 @@ def lpips_distance(model: lpips.LPIPS, pred: torch.Tensor, target: torch.Tensor)
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise ValueError(f"LPIPS inputs must be in [0, 1], got values in [{float(lo):.3g}, {float(hi):.3g}]")
     device = next(model.parameters()).device
-    pred, target = pred.to(device, torch.float32), target.to(device, torch.float32)
-    return model(2 * pred - 1, 2 * target - 1).flatten()
+    weight = next((p for p in model.parameters() if p.ndim == 4), None)
+    layout = torch.channels_last if weight is not None and not weight.is_contiguous() else torch.contiguous_format
+    pred, target = (2 * x.to(device, torch.float32) - 1 for x in (pred, target))
+    return model(pred.contiguous(memory_format=layout), target.contiguous(memory_format=layout)).flatten()

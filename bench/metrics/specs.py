@@ -97,7 +97,8 @@ _TABLE = (
     _spec("fail_auprc", "set", True, "quality indicator", "average precision of mean u for the worst 10% by PSNR",
           "sklearn.metrics.average_precision_score"),
     _spec("psnr_r2", "set", True, "quality indicator", "R^2 of PSNR ~ a + b ln(mean u)", "least squares"),
-    _spec("fid", "set", False, "image quality", "Frechet distance of InceptionV3 pool3 features (every 5th frame)",
+    _spec("fid", "set", False, "image quality", "Frechet distance of InceptionV3 pool3 features (every frame unless "
+          "--fid-every N; summary.json's frame_stride says which)",
           "pytorch-fid"),
     _spec("lse_c", "clip", True, "lip sync", "lip-sync confidence, official SyncNet",
           "syncnet_python (official syncnet_v2 weights)"),
