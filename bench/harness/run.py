@@ -153,7 +153,9 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
             obtain_model, config, dataset, Path(checkpoint) if checkpoint else None, device, progress, ranks)
         manifest["config"] = config.to_dict()
         if config.eval.sync == "local":
-            networks["sync"] = expert
+            # eval mode, as `bench score --sync-expert` loads it: the embeddings' BatchNorm then uses its running
+            # statistics, so a clip's LSE does not depend on which windows share its batch
+            networks["sync"] = expert.eval()
         timings["train_s"] = time.perf_counter() - started
     except BaseException:
         if ranks.is_main:
