@@ -22,6 +22,7 @@ import torch
 from bench.api import capabilities
 from bench.config import preset_config
 from bench.models import MODELS, model_class
+from trees import leaves
 
 # summary.json of `bench run --model julnet --preset smoke --seed 0`, kept so a refactor can show that it
 # changed no number (issue 10). Rewrite it only for an intended change: TALKBENCH_UPDATE_GOLDEN=1.
@@ -134,14 +135,6 @@ def _platform() -> dict[str, str]:
             "numpy": np.__version__, "mediapipe": metadata.version("mediapipe")}
 
 
-def _values(tree, path: str = "") -> dict[str, object]:
-    if isinstance(tree, dict):
-        return {k: v for key, item in tree.items() for k, v in _values(item, f"{path}/{key}").items()}
-    if isinstance(tree, list):
-        return {k: v for index, item in enumerate(tree) for k, v in _values(item, f"{path}/{index}").items()}
-    return {path: tree}
-
-
 def _check_golden(summary: Path) -> None:
     """Byte for byte on the platform the fixture was made on (CPU kernels, torch, numpy, MediaPipe);
     elsewhere other SIMD kernels round differently, so there every number must agree to 1e-3 relative."""
@@ -154,7 +147,7 @@ def _check_golden(summary: Path) -> None:
     if meta["platform"] == _platform():
         assert summary.read_bytes() == GOLDEN.read_bytes(), f"summary.json differs from {GOLDEN.name}: {hint}"
         return
-    got, want = _values(json.loads(summary.read_text())), _values(json.loads(GOLDEN.read_text()))
+    got, want = leaves(json.loads(summary.read_text())), leaves(json.loads(GOLDEN.read_text()))
     assert got.keys() == want.keys(), hint
     for key, value in want.items():
         if isinstance(value, float):

@@ -28,6 +28,7 @@ from bench.models import build_model
 from test_score import CLIP_A, CLIP_B, noisy, write_mp4
 from test_score_state import FakeInception
 from train_fixtures import fake_clips, tiny_config
+from trees import leaves
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
             "-m", "bench.cli"]
@@ -45,17 +46,9 @@ def _bench(command: list[str], argv: list[str], env: dict[str, str]) -> subproce
     return done
 
 
-def _numbers(tree, path: str = "") -> dict[str, object]:
-    if isinstance(tree, dict):
-        return {k: v for key, item in tree.items() for k, v in _numbers(item, f"{path}/{key}").items()}
-    if isinstance(tree, list):
-        return {k: v for index, item in enumerate(tree) for k, v in _numbers(item, f"{path}/{index}").items()}
-    return {path: tree}
-
-
 def _assert_same_run(one: Path, two: Path) -> None:
     """summary.json (every number to 1e-9 relative, the rest exactly), the frame table and the sample files."""
-    got, want = (_numbers(json.loads((run / "summary.json").read_text())) for run in (two, one))
+    got, want = (leaves(json.loads((run / "summary.json").read_text())) for run in (two, one))
     assert got.keys() == want.keys()
     for key, value in want.items():
         if isinstance(value, float):
