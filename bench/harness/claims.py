@@ -56,22 +56,23 @@ class _Run:
         values = specs.capped(metric, pd.to_numeric(table[metric], errors="coerce").astype(float))
         return values.groupby(table["clip_id"]).mean().dropna()
 
+    def event_hits(self, condition: str) -> pd.Series:
+        """Per frame: does it show the scene event ``condition`` (any event with "")?"""
+        bits = self.frames["affected"].fillna(0).astype(int)
+        return (bits & CONDITION_BITS[condition] if condition else bits) > 0
+
     def event_clips(self, condition: str) -> set[str]:
         """Clips with frames showing the scene event ``condition`` (every event with "")."""
         if "affected" not in self.frames:
             return set()
-        bits = self.frames["affected"].fillna(0).astype(int)
-        hit = bits & CONDITION_BITS[condition] if condition else bits
-        return set(self.frames.loc[hit > 0, "clip_id"])
+        return set(self.frames.loc[self.event_hits(condition), "clip_id"])
 
     def event_contrast(self, metric: str, condition: str = "") -> np.ndarray | None:
         """Per clip showing the event: the metric's mean on the event's frames minus its mean on the clip's
         other frames (paired within the clip), or None without the metric or labelled frames."""
         if metric not in self.frames or "affected" not in self.frames:
             return None
-        bits = self.frames["affected"].fillna(0).astype(int)
-        hit = (bits & CONDITION_BITS[condition] if condition else bits) > 0
-        rows = self.frames.assign(_hit=hit.to_numpy())
+        rows = self.frames.assign(_hit=self.event_hits(condition).to_numpy())
         rows = rows[rows["clip_id"].isin(self.event_clips(condition))]
         values = pd.to_numeric(rows[metric], errors="coerce").astype(float)
         means = values.groupby([rows["clip_id"], rows["_hit"]]).mean().unstack()

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bench.data.synth.dynamics import CONDITION_BITS  # the labels' bits, defined with the events
 from bench.metrics.quality import fail_auroc
 from bench.metrics.stats import clip_bootstrap_ci
 
-CONDITION_BITS = {"background": 1, "lighting": 2, "occluder": 4}  # bench.data.synth.dynamics' labels
 FRAME_COLUMNS = ("affected", "unc_in_event", "unc_out_event", "err_in_event", "err_out_event", "unc_event_lift",
                  "err_event_lift")
 
