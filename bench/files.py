@@ -18,7 +18,7 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_open", "atomic_write", "file_sha256", "jsonable", "stable_hash", "write_json"]
+__all__ = ["atomic_open", "atomic_write", "file_sha256", "jsonable", "locked", "stable_hash", "write_json"]
 
 
 @contextlib.contextmanager
@@ -83,3 +83,23 @@ def stable_hash(payload: Any, length: int = 12) -> str:
     """Cache key of a JSON-able payload: the first ``length`` hex digits of sha256 over its sorted JSON."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock (flock) on ``path`` (created if missing) for the block: one process
+    at a time makes what several would otherwise make twice (e.g. parallel runs needing the same cached
+    checkpoint). Without flock (not POSIX) there is no lock; atomic renames still keep every file whole."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

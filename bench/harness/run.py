@@ -24,7 +24,7 @@ from bench.cache import cache_root
 from bench.data.clips import Dataset
 from bench.data.load import load_data, prepare_split
 from bench.config import RunConfig
-from bench.files import file_sha256, stable_hash
+from bench.files import file_sha256, locked, stable_hash
 from bench.errors import BenchError
 from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summarise
 from bench.metrics.dynamics import dynamics_block
@@ -78,6 +78,16 @@ def obtain_model(config: RunConfig, dataset: Dataset, checkpoint: Path | None, d
     if not capabilities(model).trainable:
         return model.to(device), config, {"path": None, "sha256": None, "source": "none (no parameters)"}
     train_dir = cache_root() / "checkpoints" / f"{config.model}-{checkpoint_key(config, dataset.content_hash)}"
+    if ranks.enabled:  # the ranks train together (DDP): a lock held by one rank would stall the others
+        return _cached_or_trained(model, config, dataset, train_dir, device, progress, ranks)
+    # One process at a time per checkpoint: parallel runs needing the same model (e.g. an experiment's
+    # `--jobs N` runs sharing one seed's lip-sync expert) train it once; the others wait and load it.
+    with locked(train_dir.with_name(train_dir.name + ".lock")):
+        return _cached_or_trained(model, config, dataset, train_dir, device, progress, ranks)
+
+
+def _cached_or_trained(model: nn.Module, config: RunConfig, dataset: Dataset, train_dir: Path, device: torch.device,
+                       progress: bool, ranks: Ranks) -> tuple[nn.Module, RunConfig, dict[str, Any]]:
     final = train_dir / "final.pt"
     if final.is_file():
         log.info("using cached checkpoint %s", final)

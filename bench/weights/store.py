@@ -22,13 +22,13 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from bench.cache import cache_root
 from bench.errors import BenchError
-from bench.files import atomic_open, atomic_write, file_sha256
+from bench.files import atomic_open, atomic_write, file_sha256, locked
 from bench.weights import convert
 from bench.weights.table import ALIASES, ENTRIES, PACKAGES, Entry, Package  # noqa: F401  (re-exported)
 
@@ -158,20 +158,9 @@ def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def _locked(directory: Path) -> contextlib.AbstractContextManager[None]:
     """One fetch at a time per cache (e.g. several ranks or jobs provisioning the same directory)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: atomic renames still keep every file whole
-        yield
-        return
-    with open(directory / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return locked(directory / ".lock")
 
 
 def _problem(name: str, directory: Path, manifest: dict[str, Any], fresh: bool = False) -> str | None:
