@@ -38,7 +38,12 @@ class AdaAT(nn.Module):
         grid = F.affine_grid(theta, [batch * channels, 1, height, width], align_corners=False)
         flat = features.reshape(batch * channels, 1, height, width)
         warped = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return warped.view(batch, channels, height, width)
+        warped = warped.view(batch, channels, height, width)
+        # Keep the caller's layout: concatenating a channels_last map with an NCHW one falls back to a
+        # slow strided copy (and the next convolution converts again), in the forward and the backward.
+        if channels > 1 and not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
+            return warped.contiguous(memory_format=torch.channels_last)
+        return warped
 
     def forward(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.warp(features, self.transforms(cond, features.shape[0]))

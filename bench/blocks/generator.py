@@ -20,6 +20,11 @@ class InpaintingGenerator(nn.Module):
 
     kind = "generator"  # declared capabilities (bench.api)
     trainable = True
+    # A speed hint, not a capability: train in channels_last memory on CPU too (bench.training.loop.memory_format).
+    # Set by the models whose gradients it leaves at float rounding (julnet, dinet); Wav2Lip's gradients came
+    # out ~1000x further from a float64 reference in channels_last on CPU (worst: its audio encoder's
+    # BatchNorm), so it stays NCHW.
+    channels_last = False
 
     def compose(self, masked: torch.Tensor, rgb_logits: torch.Tensor,
                 features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
