@@ -96,10 +96,15 @@ class EvalConfig:
     # every 17th generated pixel in raster order: a fixed, stated subsample. A prime stride walks across the
     # columns; 16 took the same few columns of every row (4 of a 64-px-wide region), a biased subsample.
     spearman_stride: int = 17
-    networks: tuple[str, ...] = ("lpips", "fid", "lmd")  # metrics that need provisioned weights or MediaPipe
+    # metrics that need provisioned weights or MediaPipe; missing weights for "fvd" (I3D) or "csim" (ArcFace,
+    # which no package ships) drop that metric with a note in summary.json, the others stop the run
+    networks: tuple[str, ...] = ("lpips", "fid", "lmd", "fvd", "csim")
     # FID on every frame, as pytorch-fid computes it; n > 1 takes every n-th frame (a stated subsample,
     # recorded in summary.json as the FID entries' frame_stride) when Inception's CPU time matters more
     fid_every: int = 1
+    # FVD's non-overlapping 16-frame windows per clip: 0 takes every complete window; n > 0 the first n
+    # (recorded in summary.json as the FVD entries' windows_per_clip)
+    fvd_windows: int = 0
     yaw_edges: tuple[float, float] = (15.0, 30.0)  # |yaw| bin edges: frontal | moderate | extreme
     sync: str = "local"  # "local": LSE with the project's own SyncNet expert (trained, cached); "none"
     sync_steps: int = 1500  # training steps of that expert (held-out sync accuracy 0.90/0.86/0.85, seeds 0/1/2)

@@ -43,23 +43,43 @@ class _TinyInception(torch.nn.Module):
         return [self.conv(x).mean((2, 3))[:, :, None, None]]
 
 
+class _TinyFace(torch.nn.Module):
+    """Stands in for ArcFace (csim) and, called on 5-d windows, for the I3D (fvd)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.weight = torch.nn.Parameter(torch.randn(3, 6))
+
+    def forward(self, x):
+        features = x.flatten(2).mean(2) @ self.weight
+        return (features, features) if x.ndim == 5 else features
+
+
 @pytest.fixture(scope="module")
 def scored():
-    """Every metric the scorer can write: map, mouth boxes, LPIPS, LMD, FID, official and local LSE."""
+    """Every metric the scorer can write: map, mouth and face boxes, LPIPS, LMD, CPBD, CSIM, FID, FVD (one clip of
+    16 frames), official and local LSE, and the face-track statistics a no-ground-truth score adds per clip."""
     rng = np.random.default_rng(0)
     scorer = FrameScorer(CONFIG, lpips_model=_FakeLPIPS(), inception=_TinyInception(),
-                         landmarks=lambda pred, gt: np.linspace(0.01, 0.05, len(pred)))
+                         landmarks=lambda pred, gt: np.linspace(0.01, 0.05, len(pred)), i3d=_TinyFace(),
+                         identity_model=_TinyFace())
+    scorer.set_source(rng.integers(0, 256, (1, 12, 12, 3), dtype=np.uint8))
     for c, yaw in enumerate([3, 8, 20, 30, 50, 60]):
-        gt = torch.from_numpy(rng.integers(0, 256, (4, 3, 16, 16)).astype(np.float32))
+        frames = 16 if c == 5 else 4
+        gt = torch.from_numpy(rng.integers(0, 256, (frames, 3, 16, 16)).astype(np.float32))
         pred = (gt + torch.from_numpy(rng.laplace(0, 6 + 3 * c, gt.shape).astype(np.float32))).clamp(0, 255).round()
         if c == 0:
             pred = gt.clone()  # identical frames: PSNR and mouth PSNR are inf
         scale = ((pred - gt).abs().mean(1) / 255).clamp_min(1e-3)
-        meta = [{"clip_id": f"c{c}", "frame": t, "yaw": float(yaw), "mouth_box": (2, 8, 14, 15)} for t in range(4)]
+        meta = [{"clip_id": f"c{c}", "frame": t, "yaw": float(yaw), "mouth_box": (2, 8, 14, 15),
+                 "face_box": (1, 1, 15, 15)} for t in range(frames)]
         scorer.update(pred, gt, scale, None, meta)
         sync = SimpleNamespace(lse_c=2.0 + c, lse_d=9.0 - c, offset=c - 2)
         scorer.add_clip({"clip_id": f"c{c}", "yaw": float(yaw)}, {**official_values(sync), **local_values(sync),
-                                                                "lse_c_local_gt": 3.0 + c, "lse_c_local_shifted": 0.5})
+                                                                "lse_c_local_gt": 3.0 + c, "lse_c_local_shifted": 0.5,
+                                                                "face_found": 1.0, "box_jitter": 0.01 * c})
+    scorer.add_features("fvd", rng.normal(size=(3, 6)), None, np.array(["extreme"] * 3))  # FVD needs 2 windows
     result = scorer.result()
     return result, summarise(result, "m", CONFIG, seed=0)
 
@@ -86,8 +106,10 @@ def test_summary_directions_order_and_notes_are_the_tables(scored):
         assert list(block) == sorted(block, key=specs.sort_key)  # table order, key for key
         for name, entry in block.items():
             assert entry["higher_is_better"] is specs.higher_is_better(name), name
-    assert summary["notes"] == {key: specs.SUMMARY_NOTES[key] for key in ("lmd", "lse_local", "lse")}
-    assert list(summary["notes"]) == [key for key in specs.SUMMARY_NOTES if key != "real"]  # "real": bench run, per dataset
+    present = ("lmd", "csim", "fvd", "lse_local", "lse")
+    assert summary["notes"] == {key: specs.SUMMARY_NOTES[key] for key in present}
+    # in the table's order; "real": bench run, per dataset; *_missing: asked for but not computed
+    assert list(summary["notes"]) == [key for key in specs.SUMMARY_NOTES if key in present]
     capped = summary["metrics"]["psnr_mouth"]
     assert math.isfinite(capped["value"]) and capped["value"] <= specs.PSNR_CAP  # inf frames count as the cap
 
@@ -117,8 +139,8 @@ def test_every_row_is_well_formed():
         assert row.higher_is_better in (True, False, None) and row.note and row.reference, name
     assert len(specs.ORDER) == len(set(specs.ORDER)) == len(specs.METRICS)
     # every PSNR averaged over frames is capped (a perfect frame is +inf); nothing else is
-    assert {n for n, s in specs.METRICS.items() if s.cap is not None} == {"psnr", "psnr_mouth"}
-    assert all(specs.METRICS[n].cap == specs.PSNR_CAP for n in ("psnr", "psnr_mouth"))
+    assert {n for n, s in specs.METRICS.items() if s.cap is not None} == {"psnr", "psnr_mouth", "psnr_face"}
+    assert all(specs.METRICS[n].cap == specs.PSNR_CAP for n in ("psnr", "psnr_mouth", "psnr_face"))
     assert set(specs.FRAME_METRICS) <= set(specs.METRICS)
     assert specs.sort_key("psnr") < specs.sort_key("ssim") < specs.sort_key("zzz_unknown")
     assert specs.sort_key("a_unknown") < specs.sort_key("b_unknown") and specs.spec("clip_id") is None

@@ -48,6 +48,8 @@ __all__ = ["ALPHA", "NON_METRICS", "CompareError", "Comparison", "RunData", "com
 
 FLOOR_MODELS = ("copyref", "pasteref")  # baselines/copyref.py: the floors every generator must beat
 FLOOR_GROUPS = ("image quality", "lip sync")  # what a floor can be beaten on
+# Reference-free sharpness: the copy floor shows a real frame, so its CPBD is the data's own, a ceiling, not a floor
+FLOOR_EXEMPT = ("cpbd",)
 BINS = tuple(name for name, _, _ in POSE_BINS)
 
 
@@ -105,13 +107,15 @@ def _check_same_ground_truth(run_a: Path, manifest_a: dict, run_b: Path, manifes
         clips = manifest["data"].get("clips") or []
         return {str(c.get("clip_id")): (c.get("gt"), c.get("n_frames")) for c in clips if isinstance(c, dict)}
     a, b = truth(manifest_a), truth(manifest_b)
-    differ = sorted(k for k in a.keys() & b.keys() if a[k] != b[k])
+    # a clip scored without ground truth (`bench score` with no --gt) names none: paired by name only
+    shared = [k for k in a.keys() & b.keys() if a[k][0] is not None and b[k][0] is not None]
+    differ = sorted(k for k in shared if a[k] != b[k])
     if differ:
         raise CompareError(f"{run_a / 'manifest.json'} and {run_b / 'manifest.json'}: clip {differ[0]!r} was scored "
                            f"against different ground truth ({a[differ[0]][0]} vs {b[differ[0]][0]}); "
                            "pass --allow-different-data to compare anyway")
     log.warning("%s and %s record no ground-truth hash; checked only that shared clips name the same "
-                "ground-truth files", run_a, run_b)
+                "ground-truth files (clips scored without ground truth are paired by name only)", run_a, run_b)
 
 
 def _load(run: Path) -> tuple[pd.DataFrame, dict]:
@@ -368,7 +372,8 @@ def floor_failures(runs: list[RunData]) -> dict[str, dict[str, str]]:
             higher = _direction(name, run.summary)
             value = cs._value(run.summary.get("metrics"), name)
             row = specs.spec(name)
-            if row is None or row.group not in FLOOR_GROUPS or higher is None or not math.isfinite(value):
+            if row is None or row.group not in FLOOR_GROUPS or name in FLOOR_EXEMPT or higher is None \
+                    or not math.isfinite(value):
                 continue
             for floor_label, metrics in candidates:
                 floor = cs._value(metrics, name)

@@ -7,6 +7,7 @@ since pixels passed through from the input have zero error and would make any ma
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterable
 
 import numpy as np
@@ -18,12 +19,16 @@ from bench.config import EvalConfig
 from bench.data.video import resample_indices
 from bench.data.frames import ClipTensors, eval_reference_indices, make_batch, mouth_mask
 from bench.harness.scorer import EvalResult, FrameScorer, summarise
+from bench.harness.scorer_face import source_crops
 from bench.harness.scorer_state import export_state, merge_state
 from bench.harness.shard import Ranks
 from bench.metrics.sync import clip_sync, local_values, official_values, shifted_mel
 from bench.metrics.dynamics import region_means
 
 __all__ = ["EvalResult", "clip_sync", "evaluate", "metric_networks", "score_clip", "summarise"]
+
+log = logging.getLogger(__name__)
+
 
 def clip_sync_values(frames: torch.Tensor, clip: ClipTensors, local: nn.Module | None, official: Any,
                      device: torch.device | str) -> dict[str, float]:
@@ -53,17 +58,34 @@ def expert_reference(local: nn.Module, clip: ClipTensors, device: torch.device |
     return values
 
 
+# Networks whose weights may be missing: the metric is then left out (summary.json's notes say why) instead of
+# stopping the run. No package ships ArcFace weights, and FVD's I3D is a 47 MB download of its own.
+OPTIONAL_NETWORKS = {"fvd": "fvd_i3d", "csim": "arcface"}
+
+
 def metric_networks(config: EvalConfig, device: torch.device | str = "cpu") -> dict[str, nn.Module]:
-    """The networks ``config.networks`` asks for; missing weights raise one line naming `bench weights fetch`."""
+    """The networks ``config.networks`` asks for; missing weights raise one line naming `bench weights fetch`,
+    except for ``OPTIONAL_NETWORKS``, which are then left out (logged)."""
     from bench.metrics.fid import build_inception
+    from bench.metrics.fvd import build_i3d
+    from bench.metrics.identity import load_arcface
     from bench.metrics.lmd import build_landmarks
     from bench.metrics.lpips import build_lpips
+    from bench.weights import store as weights
 
-    builders = {"lpips": build_lpips, "fid": build_inception, "lmd": build_landmarks}
+    builders = {"lpips": build_lpips, "fid": build_inception, "lmd": build_landmarks, "fvd": build_i3d,
+                "csim": lambda device: load_arcface(device=device)}
     unknown = set(config.networks) - set(builders)
     if unknown:
         raise ValueError(f"unknown metric networks {sorted(unknown)}; known: {sorted(builders)}")
-    return {name: builders[name](device=device) for name in config.networks}
+    networks = {}
+    for name in config.networks:
+        entry = OPTIONAL_NETWORKS.get(name)
+        if entry is not None and not weights.provisioned(entry):
+            log.warning("%s: weights '%s' are not provisioned; %s is left out", name, entry, name)
+            continue
+        networks[name] = builders[name](device=device)
+    return networks
 
 
 @torch.no_grad()
@@ -74,6 +96,10 @@ def score_clip(model: nn.Module, clip: ClipTensors, n_refs: int, config: EvalCon
     FID features per batch. ``first_frame``: the clip's first frame's index in the split (FID's every-n-th pick)."""
     scorer = FrameScorer.with_networks(config, networks, keep_features=True)
     scorer.frames_seen = first_frame  # FID picks every fid_every-th frame of the split, as one scorer would
+    face_boxes = clip_face_boxes(clip)
+    if face_boxes is not None:  # csim's source identity: the face in the references of the clip's first frame
+        refs = eval_reference_indices(clip.n_frames, n_refs, 0)
+        scorer.set_source(source_crops(clip.frames[refs], [face_boxes[r] for r in refs]))
     sync_model = networks.get("sync")
     official = networks.get("sync_official")  # bench.metrics.lse_official.OfficialSync
     keep_frames = sync_model is not None or official is not None
@@ -88,7 +114,8 @@ def score_clip(model: nn.Module, clip: ClipTensors, n_refs: int, config: EvalCon
         region = mouth_mask(*pred.shape[-2:])[0, 0].bool().numpy()
         meta = [{"clip_id": clip.clip_id, "frame": t, "identity": clip.identity, "stratum": clip.stratum,
                  "yaw": float(clip.yaw[t]), "pitch": float(clip.pitch[t]), "roll": float(clip.roll[t]),
-                 **({"mouth_box": clip.mouth_boxes[t]} if clip.mouth_boxes is not None else {})}
+                 **({"mouth_box": clip.mouth_boxes[t]} if clip.mouth_boxes is not None else {}),
+                 **({"face_box": face_boxes[t]} if face_boxes is not None else {})}
                 for t in targets]
         scale = torch.exp(log_scale[:, 0].float())
         if clip.affected is not None:  # scene events (synthetic conditions): u and error on their pixels
@@ -107,6 +134,14 @@ def score_clip(model: nn.Module, clip: ClipTensors, n_refs: int, config: EvalCon
     # FID's features travel per batch, outside the state, so that the merged sums add up batch by batch
     fid_batches, scorer.fid_features = scorer.fid_features, []
     return export_state(scorer), fid_batches
+
+
+def clip_face_boxes(clip: ClipTensors) -> list | None:
+    """The clip's face box per frame at the model's resolution ((x0, y0, x1, y1) or None), from its landmarks
+    (``bench.data.face_box``); None for a clip without landmarks."""
+    # ClipTensors.face_boxes is filled by bench.data.frames.prepare_clip; clips built without it have none
+    boxes = getattr(clip, "face_boxes", None)
+    return None if boxes is None else list(boxes)
 
 
 def _add_event_columns(meta: list[dict[str, Any]], clip: ClipTensors, targets: list[int], scale: torch.Tensor,

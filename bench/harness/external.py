@@ -55,9 +55,12 @@ from bench.harness.sync_eval import sync_networks
 from bench.harness.rundir import (check_run_dir_free, claim_new_run_dir, claim_run_dir, finish_run, lock_run_dir,
                           mark_failed, new_manifest, release_run_dir, unlock_run_dir, write_json)
 from bench.harness.external_inputs import (Pair, ScoreError, audio_records, batch_pairs, check_pair, clip_id_of,
+                                identity_crops, source_paths,
                                 inputs_hash, is_batch_dir)
 from bench.harness.scorer_state import export_state, merge_state
 from bench.harness.scorer import EvalResult, FrameScorer, summarise
+from bench.harness.scorer_face import source_crops
+from bench.data.face_box import MESH, face_boxes
 from bench.harness.recalibrate import add_recalibration
 from bench.harness.shard import Ranks
 
@@ -115,11 +118,22 @@ def stream_pair(pair: Pair, batch_size: int) -> Iterator[tuple[int, np.ndarray, 
             start += len(pred)
 
 
-def _meta(pair: Pair, frame: int, pose: np.ndarray | None = None) -> dict[str, Any]:
-    """Frame labels; the pose is estimated on the ground truth (NaN without an estimator: pose_bin "unknown")."""
+def _meta(pair: Pair, frame: int, pose: np.ndarray | None = None, face_box: Any = None) -> dict[str, Any]:
+    """Frame labels; the pose is estimated on the ground truth (NaN without an estimator: pose_bin "unknown"), the
+    face box (x0, y0, x1, y1) from the same face mesh (absent without one, None where no face is found)."""
     yaw, pitch, roll = (float(v) for v in pose) if pose is not None else (float("nan"),) * 3
-    return {"clip_id": pair.clip_id, "frame": frame, "identity": pair.clip_id, "stratum": "external",
+    meta = {"clip_id": pair.clip_id, "frame": frame, "identity": pair.clip_id, "stratum": "external",
             "yaw": yaw, "pitch": pitch, "roll": roll}
+    if face_box is not None:
+        meta["face_box"] = face_box
+    return meta
+
+
+def _face_boxes(estimator: Any, frames: torch.Tensor) -> list:
+    """Face boxes of B x 3 x H x W frames from the face mesh the pose estimator has just run on these very frames
+    (``FaceMesh`` keeps the last batch's points: no second pass), 1.2 x the mesh's extent (``face_box.MESH``)."""
+    points = estimator.mesh.points_3d(frames)[..., :2]
+    return face_boxes(points, int(frames.shape[-1]), int(frames.shape[-2]), MESH)
 
 
 def _sync_audio(pair: Pair, audio: dict[str, dict[str, Any]]) -> tuple[np.ndarray | None, str | None]:
@@ -166,25 +180,35 @@ def _sync_values(pair: Pair, networks: dict[str, Any], audio: dict[str, dict[str
 
 
 def score_clip(pair: Pair, config: EvalConfig, networks: dict[str, Any], device: torch.device | str = "cpu",
-               audio: dict[str, dict[str, Any]] | None = None,
-               bar: tqdm | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+               audio: dict[str, dict[str, Any]] | None = None, bar: tqdm | None = None,
+               source: np.ndarray | list[np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One pair through a fresh FrameScorer (region None: the whole frame), plus its LSE.
 
-    Returns the scorer's state (``bench.harness.scorer_state``) and the clip's lip-sync record
-    (``{"skipped": {clip: why}, "resampled_from_fps": {clip: fps}}`` entries, as in the manifest).
+    Face boxes (the face-crop metrics) come from the face mesh of the pose estimate on the ground truth. csim's
+    source identity is ``source`` (face crops, h x w x 3 uint8: ``--source``), else the face crop of the first
+    ground-truth frame with a face. Returns the scorer's state (``bench.harness.scorer_state``) and the clip's
+    lip-sync record (``{"skipped": {clip: why}, "resampled_from_fps": {clip: fps}}`` entries, as in the manifest).
     """
     scorer = FrameScorer.with_networks(config, networks, keep_features=True)
     estimator = networks.get("pose")  # bench.data.head_pose.PoseEstimator
+    has_source = source is not None and len(source) > 0
+    if has_source:
+        scorer.set_source(source)
     clip_yaws: list[np.ndarray] = []
     for start, pred, gt, u in stream_pair(pair, _frames_per_batch(config, pair.height, pair.width)):
         pred_u8 = torch.from_numpy(pred).to(device).permute(0, 3, 1, 2).float().contiguous()  # NCHW: faster SSIM
         gt_u8 = torch.from_numpy(gt).to(device).permute(0, 3, 1, 2).float().contiguous()
         scale = None if u is None else torch.from_numpy(u).to(device)
         poses = estimator(gt_u8) if estimator is not None else None
+        boxes = _face_boxes(estimator, gt_u8) if estimator is not None else [None] * len(pred)
         if poses is not None:
             clip_yaws.append(np.abs(poses[:, 0]))
+        first = next((i for i, box in enumerate(boxes) if box is not None), None)
+        if not has_source and first is not None:
+            scorer.set_source(source_crops(gt_u8[first:first + 1], boxes[first:first + 1]))
+            has_source = True
         scorer.update(pred_u8, gt_u8, scale, None,
-                      [_meta(pair, start + i, None if poses is None else poses[i]) for i in range(len(pred))])
+                      [_meta(pair, start + i, None if poses is None else poses[i], boxes[i]) for i in range(len(pred))])
         if bar is not None:
             bar.update(len(pred))
     sync: dict[str, Any] = {}
@@ -199,7 +223,8 @@ def score_clip(pair: Pair, config: EvalConfig, networks: dict[str, Any], device:
 def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] | None = None,
                 device: torch.device | str = "cpu", progress: bool = True,
                 audio: dict[str, dict[str, Any]] | None = None, sync_log: dict[str, Any] | None = None,
-                run_dir: Path | None = None, ranks: Ranks | None = None) -> EvalResult | None:
+                run_dir: Path | None = None, ranks: Ranks | None = None,
+                sources: dict[str, list[np.ndarray]] | None = None) -> EvalResult | None:
     """Score every pair clip by clip (``score_clip``) and add the clips' states up in order.
 
     With ``run_dir``, each clip's state is saved to ``partial/<clip_id>.npz`` as soon as it is scored, and
@@ -223,7 +248,8 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] 
         loaded = score_partial.read_partial(run_dir, pair.clip_id) if pair.clip_id in saved else None
         if loaded is not None:
             return loaded, False
-        return score_clip(pair, config, networks, device, audio, bar if ranks.is_main else None), True
+        return score_clip(pair, config, networks, device, audio, bar if ranks.is_main else None,
+                          source=(sources or {}).get(pair.clip_id)), True
 
     merged = FrameScorer(config)
     for index, ((state, sync), fresh) in ranks.map_ordered(pairs, work):
@@ -263,6 +289,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
          report: Callable[[Path], Path] | None, progress: bool, batch: bool, sync_expert: Path | None = None,
          resume: bool = False) -> Path | None:
     started = time.perf_counter()
+    sources = source_paths(inputs.get("source"), [p.clip_id for p in pairs])  # bad input fails before any work
     from bench.training.distributed import pick_device
 
     device = pick_device()
@@ -275,6 +302,11 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
         ranks.on_main(check_run_dir_free, out_dir, hint=score_partial.resume_hint(out_dir))
     audio = ranks.together(audio_records, inputs.get("audio"), [p.clip_id for p in pairs])
     networks, sync = ranks.together(_networks, config, sync_expert, device)
+    crops: dict[str, list[np.ndarray]] = {}
+    if "csim" in networks and sources:  # --source: csim against it instead of the ground truth's first face
+        by_path = {path: ranks.together(identity_crops, path, networks.get("pose"))
+                   for path in sorted(set(sources.values()))}
+        crops = {stem: by_path[path] for stem, path in sources.items()}
     manifest = ranks.only_main(lambda: ranks.record(_manifest(pairs, inputs, out_dir, config, seed, batch, networks,
                                                                 sync, audio)))
     stem = pairs[0].clip_id if not batch else Path(inputs["pred"]).name
@@ -287,7 +319,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
     try:
         started = time.perf_counter()
         result = score_pairs(pairs, config, networks, device, progress, audio,
-                             manifest["sync"] if ranks.is_main else None, run_dir, ranks)
+                             manifest["sync"] if ranks.is_main else None, run_dir, ranks, crops)
         if not ranks.is_main:
             return None
         summary = add_recalibration(summarise(result, MODEL_NAME, config, seed), result)  # cross-fitted: no val split
@@ -332,12 +364,15 @@ def _manifest(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path |
                                    "uncertainty": None if p.uncertainty is None else str(p.uncertainty.resolve()),
                                    "n_frames": p.n_frames, "height": p.height, "width": p.width, "fps": p.fps}
                                   for p in pairs]}
+    if inputs.get("source") is not None:
+        manifest["data"]["identity_source"] = {stem: str(path.resolve())
+                                               for stem, path in source_paths(inputs["source"], [p.clip_id for p in pairs]).items()}
     return manifest
 
 
 def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None = None, audio: Path | None = None,
           config: EvalConfig = EvalConfig(), seed: int = 0, report: Callable[[Path], Path] | None = None, progress: bool = True,
-          sync_expert: Path | None = None, resume: bool = False) -> Path | None:
+          sync_expert: Path | None = None, resume: bool = False, source: Path | None = None) -> Path | None:
     """Score one output (video, frame directory or image) against its ground truth; returns the run directory
     (under torchrun: on rank 0; None on the other ranks, which scored their share of the clips).
 
@@ -349,16 +384,18 @@ def score(pred: Path, gt: Path, out_dir: Path | None, uncertainty: Path | None =
     audio = None if audio is None else Path(audio)
     if is_batch_dir(pred) or is_batch_dir(gt):
         return score_batch(pred, gt, out_dir, uncertainty, audio, config, seed, report, progress, sync_expert,
-                           resume)
+                           resume, source)
     pair = check_pair(clip_id_of(pred), pred, gt, uncertainty)
-    inputs = {"pred": pred, "gt": gt, "uncertainty": uncertainty, "audio": audio}
+    inputs = {"pred": pred, "gt": gt, "uncertainty": uncertainty, "audio": audio,
+              "source": None if source is None else Path(source)}
     return _run([pair], inputs, out_dir, config, seed, report, progress, batch=False, sync_expert=sync_expert,
                 resume=resume)
 
 
 def score_batch(pred_dir: Path, gt_dir: Path, out_dir: Path | None, uncertainty_dir: Path | None = None,
                 audio: Path | None = None, config: EvalConfig = EvalConfig(), seed: int = 0, report: Callable[[Path], Path] | None = None,
-                progress: bool = True, sync_expert: Path | None = None, resume: bool = False) -> Path | None:
+                progress: bool = True, sync_expert: Path | None = None, resume: bool = False,
+                source: Path | None = None) -> Path | None:
     """Pair two directories of videos by file stem (clip_id = stem) and score all pairs into one run."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     for path in (pred_dir, gt_dir):
@@ -368,7 +405,7 @@ def score_batch(pred_dir: Path, gt_dir: Path, out_dir: Path | None, uncertainty_
     uncertainty_dir = None if uncertainty_dir is None else Path(uncertainty_dir)
     pairs = batch_pairs(pred_dir, gt_dir, uncertainty_dir)
     inputs = {"pred": pred_dir, "gt": gt_dir, "uncertainty": uncertainty_dir,
-              "audio": None if audio is None else Path(audio)}
+              "audio": None if audio is None else Path(audio), "source": None if source is None else Path(source)}
     return _run(pairs, inputs, out_dir, config, seed, report, progress, batch=True, sync_expert=sync_expert,
                 resume=resume)
 

@@ -1,20 +1,26 @@
 """`bench score`'s inputs: pairing generated outputs with ground truth, and checking them before any work.
 
 A pair must agree in frame count, size, frame rate (where both are videos) and colour (grayscale or
-colour); uncertainty maps must match the frames; every problem is one line naming the files.
+colour); uncertainty maps must match the frames; every problem is one line naming the files. Without
+ground truth (``check_pred``, ``batch_preds``) a "pair" is the generated video alone (``gt`` None); the
+identity source (``source_paths``) and the real set (``check_real_dir``) are checked the same way.
 """
 from __future__ import annotations
 
 import hashlib
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bench.data import video
 from bench.api import SAMPLE_RATE
 from bench.errors import BenchError
 from bench.files import file_sha256
 
+SOURCE_FRAMES = 5  # frames of a --source video (evenly spread) whose face crops make the identity
 FPS_TOLERANCE = 0.002  # relative: 29.97 (30000/1001) against 30 passes, 25 against 30 or 50 does not
 
 
@@ -24,11 +30,11 @@ class ScoreError(BenchError, ValueError):
 
 @dataclass(frozen=True)
 class Pair:
-    """One generated video and its ground truth, checked to agree."""
+    """One generated video and its ground truth (None: scored without ground truth), checked to agree."""
 
     clip_id: str
     pred: Path
-    gt: Path
+    gt: Path | None
     uncertainty: Path | None
     n_frames: int
     height: int
@@ -92,6 +98,84 @@ def check_pair(clip_id: str, pred: Path, gt: Path, uncertainty: Path | None = No
         video.check_uncertainty(uncertainty, p.n_frames, p.height, p.width)
     return Pair(clip_id, Path(pred), Path(gt), None if uncertainty is None else Path(uncertainty),
                 p.n_frames, p.height, p.width, p.fps if p.fps is not None else g.fps)
+
+
+def check_pred(clip_id: str, pred: Path) -> Pair:
+    """A generated video scored without ground truth: probed (readable, frames, size, rate) up front."""
+    p = video.probe(pred)
+    return Pair(clip_id, Path(pred), None, None, p.n_frames, p.height, p.width, p.fps)
+
+
+def batch_preds(pred_dir: Path) -> list[Pair]:
+    """Every video (or per-clip frame directory) in ``pred_dir``, clip_id = stem, scored without ground truth."""
+    return [check_pred(stem, path) for stem, path in _stems(pred_dir, "pred").items()]
+
+
+def source_paths(source: Path | None, stems: list[str]) -> dict[str, Path]:
+    """clip_id -> the identity source (an image, a video or a frame directory) for csim.
+
+    ``source`` is one image / video / frame directory for every clip, or a directory holding ``<stem>.*`` (a
+    file or a frame directory) per clip. Each is probed here, so an unreadable one fails before any work.
+    """
+    if source is None:
+        return {}
+    source = Path(source)
+    if not source.exists():
+        raise ScoreError(f"{source}: --source: no such file or directory")
+    paths = {stem: source for stem in stems}
+    if source.is_dir() and not _has_frames(source):
+        found = {clip_id_of(p): p for p in sorted(source.iterdir(), reverse=True)
+                 if (p.is_file() and p.suffix.lower() in video.VIDEO_SUFFIXES | video.IMAGE_SUFFIXES)
+                 or (p.is_dir() and _has_frames(p))}
+        missing = [stem for stem in stems if stem not in found]
+        if missing:
+            raise ScoreError(f"{source}: no identity source (<stem>.* image, video or frame directory) for "
+                             f"{', '.join(missing)}")
+        paths = {stem: found[stem] for stem in stems}
+    for path in sorted(set(paths.values())):
+        video.probe(path)  # unreadable or empty sources fail here, naming the file
+    return paths
+
+
+def identity_crops(path: Path, estimator: Any | None) -> list[np.ndarray]:
+    """Face crops (h x w x 3 uint8) of up to ``SOURCE_FRAMES`` evenly spread frames of an identity source (one for
+    an image), boxed by the face mesh (``estimator``: a ``bench.data.head_pose.PoseEstimator``) as the generated
+    frames are (``bench.data.face_box.MESH``); without a mesh, the whole frames. A source in which no face is found
+    is refused in one line naming it."""
+    import torch
+
+    from bench.data.face_box import MESH, face_boxes
+    from bench.harness.scorer_face import source_crops as crops_of
+
+    n = video.probe(path).n_frames
+    wanted = set(np.linspace(0, n - 1, min(n, SOURCE_FRAMES)).round().astype(int).tolist())
+    with closing(video.iter_frames(path)) as frames:
+        images = np.stack([frame for i, frame in enumerate(frames) if i in wanted])
+    if estimator is None:
+        return list(images)
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+    boxes = face_boxes(estimator.mesh.points_3d(tensor)[..., :2], images.shape[2], images.shape[1], MESH)
+    crops = crops_of(images, boxes)
+    if not crops:
+        raise ScoreError(f"{path}: --source: no face found in {len(images)} frame(s)")
+    return crops
+
+
+def check_real_dir(real: Path | None) -> list[Path]:
+    """The videos of the real set (``--real DIR``, recursively, natural order); one line when there are none."""
+    if real is None:
+        return []
+    real = Path(real)
+    if not real.is_dir():
+        raise ScoreError(f"{real}: --real must be a directory of real videos"
+                         f"{'' if real.exists() else ' (no such directory)'}")
+    files = sorted((p for p in real.rglob("*") if p.is_file() and p.suffix.lower() in video.VIDEO_SUFFIXES),
+                   key=lambda p: video.natural_key(p.relative_to(real).as_posix()))
+    if not files:
+        raise ScoreError(f"{real}: --real holds no videos ({', '.join(sorted(video.VIDEO_SUFFIXES))})")
+    for path in files:
+        video.probe(path)  # unreadable or empty videos fail here, naming the file
+    return files
 
 
 def batch_pairs(pred_dir: Path, gt_dir: Path, uncertainty_dir: Path | None) -> list[Pair]:

@@ -181,9 +181,9 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
         floor_summary = None
         if floor and config.model != "copyref":
             floor_model = build_model("copyref", config.net).to(device)
-            # The floor skips FID (2048-d matrix square roots cost seconds each on a CPU) and the official
-            # SyncNet (a 3-D conv net at 224 px).
-            cheap = {name: net for name, net in networks.items() if name not in ("fid", "sync_official")}
+            # The floor skips FID (2048-d matrix square roots cost seconds each on a CPU), FVD and the official
+            # SyncNet (3-D conv nets at 224 px).
+            cheap = {name: net for name, net in networks.items() if name not in ("fid", "fvd", "sync_official")}
             floor_result = evaluate_split(floor_model, test_clips, config, device, progress, cheap, ranks)
             floor_summary = ranks.on_main(summarise, floor_result, "copyref", config.eval, config.seed)
             summary["floor"] = {"model": "copyref", "metrics": floor_summary["metrics"]}

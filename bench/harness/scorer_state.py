@@ -2,9 +2,9 @@
 
 ``export_state`` holds everything ``FrameScorer.result`` needs from the frames scored so far: frame and
 clip rows, the calibration state (coverage inside counts, region pixel counts, the pixel subsample,
-sparsification curve sums and counts per group), the FID Inception features (a scorer built with
-``keep_features``: features, not 2048 x 2048 sums), the sample candidates, the worst-frame candidates and
-every clip's mean PSNR with the representative frames still kept (``bench.harness.samples.ClipRanks``).
+sparsification curve sums and counts per group), the FID Inception features and FVD's I3D window features (a
+scorer built with ``keep_features``: features, not 2048 x 2048 sums), the sample candidates, the worst-frame
+candidates and every clip's mean PSNR with the representative frames still kept (``bench.harness.samples.ClipRanks``).
 ``merge_state`` adds states up in order into another scorer. A summary built from merged states depends
 only on the states and their order, so a run resumed from saved states equals an uninterrupted one.
 """
@@ -44,6 +44,37 @@ def clip_records(scorer: FrameScorer) -> list[tuple[str, float, int, int, dict |
     return records + ([record] if record is not None else [])
 
 
+def _features(kind: str, kept: list[tuple[np.ndarray | None, np.ndarray | None, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Kept FID / FVD features as arrays: ``<kind>_real``, ``<kind>_fake`` and ``<kind>_group`` (each row's pose
+    group) when every batch has both sides (the ground truth's case); otherwise each side with its own groups
+    (``<kind>_real_group``: scoring without ground truth, the real side from ``add_real_features``)."""
+    if not kept:
+        return {}
+    reals = [(real, groups) for real, _, groups in kept if real is not None]
+    fakes = [(fake, groups) for _, fake, groups in kept if fake is not None]
+    out = {}
+    if fakes:
+        out[f"{kind}_fake"] = np.concatenate([f for f, _ in fakes])
+        out[f"{kind}_group"] = np.concatenate([g for _, g in fakes]).astype(str)
+    if reals:
+        out[f"{kind}_real"] = np.concatenate([r for r, _ in reals])
+        if len(reals) != len(kept) or len(fakes) != len(kept):
+            out[f"{kind}_real_group"] = np.concatenate([g for _, g in reals]).astype(str)
+    return out
+
+
+def _merge_features(scorer: FrameScorer, kind: str, state: Mapping[str, np.ndarray]) -> None:
+    real = np.asarray(state[f"{kind}_real"]) if f"{kind}_real" in state else None
+    fake = np.asarray(state[f"{kind}_fake"]) if f"{kind}_fake" in state else None
+    if real is not None and fake is not None and f"{kind}_real_group" not in state:
+        scorer.add_features(kind, real, fake, np.asarray(state[f"{kind}_group"]))  # the ground truth's case
+        return
+    if fake is not None:
+        scorer.add_features(kind, None, fake, np.asarray(state[f"{kind}_group"]))
+    if real is not None:
+        scorer.add_features(kind, real, None, np.asarray(state[f"{kind}_real_group"]))
+
+
 def export_state(scorer: FrameScorer) -> dict[str, np.ndarray]:
     """The scorer's state as arrays that ``np.savez`` stores and ``np.load(allow_pickle=False)`` reads."""
     candidates = [(group, item) for group, items in sample_candidates(scorer).items() for item in items]
@@ -68,10 +99,8 @@ def export_state(scorer: FrameScorer) -> dict[str, np.ndarray]:
         "sub_row": np.concatenate(scorer.sub_row) if scorer.sub_row else np.zeros(0, np.int64),
         **{f"curve_{key}": np.asarray(value, dtype=np.float64) for key, value in scorer.curve_sums.items()},
     }
-    if scorer.fid_features:
-        state["fid_real"] = np.concatenate([real for real, _, _ in scorer.fid_features])
-        state["fid_fake"] = np.concatenate([fake for _, fake, _ in scorer.fid_features])
-        state["fid_group"] = np.concatenate([groups for _, _, groups in scorer.fid_features]).astype(str)
+    state.update(_features("fid", scorer.fid_features))
+    state.update(_features("fvd", scorer.fvd_features))
     for index, (_, item) in enumerate(candidates):
         for key in SAMPLE_ARRAYS:
             state[f"sample{index}_{key}"] = np.asarray(item[key])
@@ -106,9 +135,8 @@ def merge_state(scorer: FrameScorer, state: Mapping[str, np.ndarray]) -> None:
         if key.startswith("curve_"):
             name = key[len("curve_"):]
             scorer.curve_sums[name] = scorer.curve_sums.get(name, 0) + np.asarray(state[key])
-    if "fid_real" in state:
-        scorer.add_fid_features(np.asarray(state["fid_real"]), np.asarray(state["fid_fake"]),
-                               np.asarray(state["fid_group"]))
+    for kind in ("fid", "fvd"):
+        _merge_features(scorer, kind, state)
     for index, info in enumerate(meta["samples"]):
         group = info.pop("group")
         scorer.add_sample(group, {**{key: np.asarray(state[f"sample{index}_{key}"]) for key in SAMPLE_ARRAYS},

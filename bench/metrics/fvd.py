@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.metrics import fid
+from bench.metrics.gt_cache import GroundTruthCache, weights_digest
 from bench.weights import store as weights
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,9 @@ def build_i3d(device: str | torch.device = "cpu", path: Path | None = None) -> I
     state = torch.load(path or weights.require("fvd_i3d"), map_location="cpu", weights_only=True)
     model = InceptionI3d()
     model.load_state_dict(_check_layout(state, str(path or "fvd_i3d")))
-    return model.eval().requires_grad_(False).to(device)
+    weights_digest(model)  # kept on the module: the ground truth's windows are cached under it (``i3d_cache``)
+    # channels-last 3-D memory: ~1.5x faster CPU convolutions, the same logits to float32 rounding (~1e-7)
+    return model.eval().requires_grad_(False).to(device=device, memory_format=torch.channels_last_3d)
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -214,6 +217,12 @@ def resize_tf_legacy(frames: torch.Tensor, size: int = SIZE) -> torch.Tensor:
     return left + (right - left) * wx
 
 
+def preprocess_frames(frames: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W frames (uint8 values, any dtype) -> N x 3 x 224 x 224 float32 in [-1, 1]: ``preprocess``'s
+    per-frame part, so a scorer can keep frames at 224 px until a window is complete."""
+    return 2.0 * resize_tf_legacy(frames.float()) / 255.0 - 1.0
+
+
 def preprocess(videos: torch.Tensor | np.ndarray) -> torch.Tensor:
     """B x T x H x W x 3 uint8 RGB -> B x 3 x T x 224 x 224 float32 in [-1, 1], as the TF FVD code."""
     v = torch.as_tensor(np.asarray(videos) if not isinstance(videos, torch.Tensor) else videos)
@@ -221,8 +230,7 @@ def preprocess(videos: torch.Tensor | np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected B x T x H x W x 3 uint8 videos, got {v.dtype} {tuple(v.shape)}")
     b, t = v.shape[:2]
     frames = v.reshape(b * t, *v.shape[2:]).permute(0, 3, 1, 2).float()
-    resized = resize_tf_legacy(frames)
-    scaled = 2.0 * resized / 255.0 - 1.0
+    scaled = preprocess_frames(frames)
     return scaled.reshape(b, t, 3, SIZE, SIZE).transpose(1, 2).contiguous()
 
 
@@ -243,13 +251,61 @@ def i3d_features(model: nn.Module, videos: torch.Tensor | np.ndarray, batch_size
     if feature not in ("logits", "pool"):
         raise ValueError(f"feature must be 'logits' or 'pool', got {feature!r}")
     dim = LOGITS_DIM if feature == "logits" else POOL_DIM
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(videos), batch_size):
-        x = preprocess(videos[start: start + batch_size]).to(device)
-        logits, pool = model(x)
-        out.append((logits if feature == "logits" else pool).double().cpu())
+    out = [embed_windows(model, preprocess(videos[start: start + batch_size]), feature)
+           for start in range(0, len(videos), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, dim, dtype=torch.float64)
+
+
+@torch.no_grad()
+def embed_windows(model: nn.Module, x: torch.Tensor, feature: str = "logits", batch_size: int = 4) -> torch.Tensor:
+    """Features (float64) of N preprocessed windows, N x 3 x 16 x 224 x 224 in [-1, 1] (``preprocess``)."""
+    weight = next(model.parameters())
+    layout = torch.channels_last_3d if _is_channels_last_3d(model) else torch.contiguous_format
+    out = []
+    for chunk in x.split(batch_size):
+        logits, pool = model(chunk.to(weight.device).contiguous(memory_format=layout))
+        out.append((logits if feature == "logits" else pool).double().cpu())
+    return torch.cat(out) if out else torch.zeros(0, LOGITS_DIM if feature == "logits" else POOL_DIM,
+                                                  dtype=torch.float64)
+
+
+def _is_channels_last_3d(model: nn.Module) -> bool:
+    weight = next((p for p in model.parameters() if p.ndim == 5), None)
+    return weight is not None and weight.is_contiguous(memory_format=torch.channels_last_3d) \
+        and not weight.is_contiguous()
+
+
+def i3d_cache(model: nn.Module, root: Path | None = None) -> GroundTruthCache | None:
+    """The ground-truth window cache for this network (as ``fid.inception_cache``): None for a network without a
+    weights digest (``build_i3d`` gives one; a test's stand-in has none and is not cached)."""
+    digest = getattr(model, "_talkbench_weights_digest", None)
+    if digest is None:
+        return None
+    device = next(model.parameters()).device
+    settings = {"weights": digest, "window": WINDOW, "size": SIZE, "resize": "tf1 resize_bilinear",
+                "feature": "logits", "input": "float32 in [-1, 1]", "channels_last_3d": _is_channels_last_3d(model),
+                "device": device.type, "torch": torch.__version__.split("+")[0]}
+    return GroundTruthCache("i3d", settings, root)
+
+
+def cached_windows(model: nn.Module, x: torch.Tensor, cache: GroundTruthCache | None) -> torch.Tensor:
+    """``embed_windows(model, x)`` (logits), each window read from ``cache`` when these very frames were seen (the
+    key is the preprocessed window's bytes; features are float32 from the network, stored as such)."""
+    if cache is None:
+        return embed_windows(model, x)
+    out: list[torch.Tensor | None] = []
+    keys = [cache.key(window) for window in x]
+    for key in keys:
+        entry = cache.load(key, {"features": (1, LOGITS_DIM)})
+        out.append(torch.from_numpy(entry["features"]).double() if entry is not None
+                   and entry["features"].dtype == np.float32 else None)
+    missing = [i for i, value in enumerate(out) if value is None]
+    if missing:
+        computed = embed_windows(model, x[missing])
+        for i, features in zip(missing, computed):
+            cache.store(keys[i], {"features": features[None].float().numpy()})
+            out[i] = features[None]
+    return torch.cat(out) if out else torch.zeros(0, LOGITS_DIM, dtype=torch.float64)
 
 
 class FVDAccumulator(fid.FIDAccumulator):

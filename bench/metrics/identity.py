@@ -13,7 +13,7 @@ aligned pipeline (see the README on comparability).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +146,15 @@ def load_arcface(path: str | Path | None = None, device: str | torch.device = "c
 
 # ----------------------------------------------------------------------------------------------- metric
 
-def preprocess(crops: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """N x H x W x 3 uint8 RGB face crops -> N x 3 x 112 x 112 in [-1, 1] ((x / 255 - 0.5) / 0.5, as arcface_torch)."""
+Crops = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
+
+
+def preprocess(crops: Crops) -> torch.Tensor:
+    """N x H x W x 3 uint8 RGB face crops (or a list of H x W x 3 crops of any sizes) -> N x 3 x 112 x 112 in
+    [-1, 1] ((x / 255 - 0.5) / 0.5, as arcface_torch)."""
+    if isinstance(crops, (list, tuple)):  # crops of different sizes: each resized on its own
+        return torch.cat([preprocess(crop) for crop in crops]) if crops else \
+            torch.zeros(0, 3, INPUT_SIZE, INPUT_SIZE)
     x = torch.as_tensor(np.asarray(crops) if not isinstance(crops, torch.Tensor) else crops)
     if x.ndim == 3:
         x = x[None]
@@ -160,7 +167,7 @@ def preprocess(crops: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed(model: nn.Module, crops: np.ndarray | torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+def embed(model: nn.Module, crops: Crops, batch_size: int = 32) -> torch.Tensor:
     """L2-normalised N x 512 float64 embeddings of N face crops."""
     x = preprocess(crops)
     device = next(model.parameters()).device
@@ -169,12 +176,12 @@ def embed(model: nn.Module, crops: np.ndarray | torch.Tensor, batch_size: int = 
     return F.normalize(emb, dim=1)
 
 
-def source_embedding(model: nn.Module, source: np.ndarray | torch.Tensor) -> torch.Tensor:
+def source_embedding(model: nn.Module, source: Crops) -> torch.Tensor:
     """The identity of one or more source crops: the normalised mean of their embeddings (512,)."""
     return F.normalize(embed(model, source).mean(0), dim=0)
 
 
-def csim(model: nn.Module, frames: np.ndarray | torch.Tensor, source: np.ndarray | torch.Tensor) -> np.ndarray:
+def csim(model: nn.Module, frames: Crops, source: Crops) -> np.ndarray:
     """Per-frame cosine similarity (in [-1, 1], higher keeps identity better) of T face crops with the source
     identity (one crop, or several averaged)."""
     return (embed(model, frames) @ source_embedding(model, source)).numpy()

@@ -8,7 +8,8 @@ One row per metric name as it appears in summary.json, frames.parquet or clips.p
   frame pooled (on a fixed subsample); ``set``: one statistic of the whole set of frames (FID, the
   per-frame quality indicators).
 * ``higher_is_better``: the direction (None: a descriptive quantity with no better side).
-* ``group``: ``image quality``, ``lip sync``, ``uncertainty`` (calibration of the per-pixel map) or
+* ``group``: ``image quality``, ``identity`` (the generated face against the source identity, and whether a
+  face is found and tracked steadily), ``lip sync``, ``uncertainty`` (calibration of the per-pixel map) or
   ``quality indicator`` (the map's mean as a per-frame predictor of quality).
 * ``note``: one line for tables and reports; ``reference``: the implementation or paper it follows.
 * ``cap``: means are taken after clipping values to this (PSNR of identical frames is +inf).
@@ -25,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 Level = Literal["frame", "clip", "pooled", "set"]
-GROUPS = ("image quality", "lip sync", "uncertainty", "quality indicator")
+GROUPS = ("image quality", "identity", "lip sync", "uncertainty", "quality indicator")
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,17 @@ _TABLE = (
     _spec("psnr_mouth", "frame", True, "image quality", "PSNR on the mouth box from the landmarks",
           "as psnr", PSNR_CAP),
     _spec("ssim_mouth", "frame", True, "image quality", "SSIM on the mouth box from the landmarks", "as ssim"),
+    _spec("psnr_face", "frame", True, "image quality", "PSNR on the face box from the landmarks", "as psnr",
+          PSNR_CAP),
+    _spec("ssim_face", "frame", True, "image quality", "SSIM on the face box from the landmarks", "as ssim"),
     _spec("lpips", "frame", False, "image quality", "learned perceptual distance, AlexNet backbone",
           "lpips package v0.1 (Zhang et al. 2018)"),
+    _spec("lpips_face", "frame", False, "image quality", "LPIPS on the face box, both crops resized to 128 x 128",
+          "as lpips"),
+    _spec("cpbd", "frame", True, "image quality", "sharpness: cumulative probability of blur detection on the "
+          "generated face crop, gray (no ground truth needed)", "Narvekar & Karam 2011; the cpbd package 1.0.7"),
+    _spec("csim", "frame", True, "identity", "cosine similarity of ArcFace embeddings, generated face crop vs the "
+          "source identity (unaligned crops)", "InsightFace arcface_torch IResNet (Deng et al. 2019)"),
     _spec("lmd", "frame", False, "lip sync", "lip-landmark distance / inter-ocular distance (MediaPipe face mesh)",
           "Chen et al. 2018"),
     _spec("ause", "frame", False, "uncertainty", "area between the sparsification curve and the oracle's",
@@ -100,6 +110,8 @@ _TABLE = (
     _spec("fid", "set", False, "image quality", "Frechet distance of InceptionV3 pool3 features (every frame unless "
           "--fid-every N; summary.json's frame_stride says which)",
           "pytorch-fid"),
+    _spec("fvd", "set", False, "image quality", "Frechet distance of I3D Kinetics-400 logits of non-overlapping "
+          "16-frame windows (n counts windows)", "Unterthiner et al. 2018 (TF-Hub i3d-kinetics-400)"),
     _spec("lse_c", "clip", True, "lip sync", "lip-sync confidence, official SyncNet",
           "syncnet_python (official syncnet_v2 weights)"),
     _spec("lse_d", "clip", False, "lip sync", "lip-sync distance, official SyncNet",
@@ -115,6 +127,11 @@ _TABLE = (
     _spec("lse_c_local_shifted", "clip", None, "lip sync", "reference: the local expert's LSE-C on the ground "
           "truth with the audio moved by half the clip, beyond the offset search (its floor)",
           "bench.metrics.sync.clip_sync"),
+    # Without ground truth too: is there one face, and does its box stay put (a box that jumps is a failure)
+    _spec("face_found", "clip", True, "identity", "share of the clip's generated frames where a face is found",
+          "MediaPipe face mesh"),
+    _spec("box_jitter", "clip", False, "identity", "stability of the tracked face box: mean frame-to-frame "
+          "displacement of its centre / its diagonal", "talkbench"),
     # per-frame / per-clip columns that summary.json does not average but tables and comparisons show
     _spec("err_mean", "frame", False, "image quality", "mean absolute error on [0, 1] over the scored region",
           "mean |pred - gt|", in_summary=False),
@@ -132,7 +149,7 @@ _TABLE = (
 )
 # The metrics reports lead with: what papers report (image quality, lip sync) and the main calibration and
 # quality-indicator figures; every other metric is folded under them.
-_HEADLINE = frozenset({"psnr", "ssim", "lpips", "fid", "lmd", "lse_c", "lse_d", "lse_c_local", "lse_d_local",
+_HEADLINE = frozenset({"psnr", "ssim", "lpips", "cpbd", "fid", "fvd", "csim", "lmd", "lse_c", "lse_d", "lse_c_local", "lse_d_local",
                        "ause", "aurg", "unc_spearman", "miscal_area", "nll", "fail_auroc"})
 METRICS: dict[str, MetricSpec] = {spec.name: replace(spec, headline=spec.name in _HEADLINE) for spec in _TABLE}
 ORDER: tuple[str, ...] = tuple(METRICS)
@@ -145,6 +162,15 @@ SUMMARY_NOTES = {
     "lmd": ("lmd: mean distance between the 40 lip-contour points of MediaPipe's face mesh on the generated "
             "and the ground-truth frame, divided by the ground truth's inter-ocular distance; frames where "
             "either side has no face are left out (n counts the frames scored)"),
+    "csim": ("csim: cosine similarity of ArcFace embeddings (the provisioned arcface weights) of the generated "
+             "face crop and the source identity's crops, resized to 112 x 112 without 5-point alignment: "
+             "comparable within talkbench, not with published CSIM"),
+    "csim_missing": ("csim: not computed: it needs the ArcFace weights (bench weights fetch --from-file "
+                     "arcface=PATH) and face boxes from landmarks"),
+    "fvd": ("fvd: I3D (TF-Hub i3d-kinetics-400) logits of non-overlapping 16-frame windows of each clip, "
+            "Frechet distance of real and generated windows; n counts windows, FVD is biased by their number"),
+    "fvd_missing": ("fvd: not computed: it needs the I3D weights (bench weights fetch) and clips of at least "
+                    "16 frames"),
     "lse_local": ("lse_c_local / lse_d_local use talkbench's own SyncNet expert trained on this dataset, "
                   "not the official syncnet_v2 weights: not comparable with published LSE-C / LSE-D"),
     "lse": ("lse_c / lse_d: the official SyncNet weights and front-end with syncnet_python's crop rule, on "
