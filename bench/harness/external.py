@@ -233,7 +233,21 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] 
     (``ranks``) each rank scores its share of the clips and rank 0 alone saves and merges them (one round of
     clips at a time, in clip order), so the result is one process's; it is returned on rank 0, None elsewhere.
     """
-    networks = networks or {}
+    networks, sources = networks or {}, sources or {}
+
+    def one(pair: Pair, bar: tqdm | None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return score_clip(pair, config, networks, device, audio, bar, source=sources.get(pair.clip_id))
+
+    merged = merge_clips(pairs, config, one, progress, sync_log, run_dir, ranks)
+    return None if merged is None else merged.result()
+
+
+def merge_clips(pairs: list[Pair], config: EvalConfig,
+                score_one: Callable[[Pair, tqdm | None], tuple[dict[str, np.ndarray], dict[str, Any]]],
+                progress: bool = True, sync_log: dict[str, Any] | None = None, run_dir: Path | None = None,
+                ranks: Ranks | None = None) -> FrameScorer | None:
+    """``score_one(pair, bar)`` on every clip not saved before, each state saved to ``partial/`` as it is done
+    and every state merged in clip order; the merged scorer on rank 0, None on the other ranks."""
     ranks = ranks or Ranks()
     sync_log = {} if sync_log is None else sync_log
     # rank 0 decides which clips were saved before; a rank reads only those, which nobody writes any more
@@ -248,8 +262,7 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] 
         loaded = score_partial.read_partial(run_dir, pair.clip_id) if pair.clip_id in saved else None
         if loaded is not None:
             return loaded, False
-        return score_clip(pair, config, networks, device, audio, bar if ranks.is_main else None,
-                          source=(sources or {}).get(pair.clip_id)), True
+        return score_one(pair, bar if ranks.is_main else None), True
 
     merged = FrameScorer(config)
     for index, ((state, sync), fresh) in ranks.map_ordered(pairs, work):
@@ -261,7 +274,7 @@ def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] 
         for key, entries in sync.items():
             sync_log.setdefault(key, {}).update(entries)
     bar.close()
-    return merged.result() if ranks.is_main else None
+    return merged if ranks.is_main else None
 
 
 def _claim(out_dir: Path | None, manifest: dict[str, Any], default: Path, resume: bool) -> Path:

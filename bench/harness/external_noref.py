@@ -35,14 +35,14 @@ from tqdm.auto import tqdm
 from bench.config import EvalConfig
 from bench.data import face_box, video
 from bench.harness import external_partial as score_partial
-from bench.harness.external import REGION, _claim, _frames_per_batch, _sync_values
+from bench.harness.external import REGION, _claim, _frames_per_batch, _sync_values, merge_clips
 from bench.harness.external_inputs import (Pair, ScoreError, audio_records, batch_preds, check_pred, check_real_dir,
                                            clip_id_of, identity_crops, inputs_hash, is_batch_dir, source_paths)
 from bench.harness.real_set import real_set_features
 from bench.harness.rundir import (check_run_dir_free, finish_run, mark_failed, new_manifest, release_run_dir,
                                   unlock_run_dir)
 from bench.harness.scorer import EvalResult, FrameScorer, summarise
-from bench.harness.scorer_state import export_state, merge_state
+from bench.harness.scorer_state import export_state
 from bench.harness.shard import Ranks
 from bench.harness.sync_eval import sync_networks
 
@@ -148,33 +148,12 @@ def score_preds(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] 
     """Every generated video clip by clip, each state saved to ``partial/`` and merged in clip order, as
     ``bench.harness.external.score_pairs``; returns the merged scorer on rank 0 (None elsewhere), so the
     real set's statistics can still be added to it."""
-    networks, ranks, sources = networks or {}, ranks or Ranks(), sources or {}
-    sync_log = {} if sync_log is None else sync_log
-    saved = ranks.on_main(lambda: {pair.clip_id for pair in pairs if run_dir is not None
-                                   and score_partial.partial_path(run_dir, pair.clip_id).is_file()})
-    if saved and ranks.is_main:
-        log.info("%d of %d clip(s) already scored in %s; scoring the rest", len(saved), len(pairs), run_dir)
-    bar = tqdm(total=sum(p.n_frames for p in pairs if p.clip_id not in saved), desc="score", unit="frame",
-               disable=not (progress and ranks.is_main), leave=False)
+    networks, sources = networks or {}, sources or {}
 
-    def work(pair: Pair) -> tuple[tuple[dict[str, np.ndarray], dict[str, Any]], bool]:
-        loaded = score_partial.read_partial(run_dir, pair.clip_id) if pair.clip_id in saved else None
-        if loaded is not None:
-            return loaded, False
-        return score_clip(pair, config, networks, device, audio, sources.get(pair.clip_id),
-                          bar if ranks.is_main else None), True
+    def one(pair: Pair, bar: tqdm | None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return score_clip(pair, config, networks, device, audio, sources.get(pair.clip_id), bar)
 
-    merged = FrameScorer(config)
-    for index, ((state, sync), fresh) in ranks.map_ordered(pairs, work):
-        if fresh and run_dir is not None:
-            score_partial.write_partial(run_dir, pairs[index].clip_id, state, sync)
-        if fresh and ranks.owner(index) != 0:
-            bar.update(pairs[index].n_frames)
-        merge_state(merged, state)
-        for key, entries in sync.items():
-            sync_log.setdefault(key, {}).update(entries)
-    bar.close()
-    return merged if ranks.is_main else None
+    return merge_clips(pairs, config, one, progress, sync_log, run_dir, ranks)
 
 
 # ---------------------------------------------------------------- the run
