@@ -196,20 +196,26 @@ def _real_windows(n: int) -> np.ndarray:
     return np.stack(out)
 
 
-@pytest.mark.slow  # 11 I3D windows at 224 x 224 on the CPU (~30-60 s on 2 cores)
-def test_fvd_known_answers_with_random_weights():
-    """Random official-layout weights with BatchNorm statistics taken from the data (so activations neither
-    vanish nor explode): a set against itself is ~0, and shuffling frames in time moves it more than
-    swapping two neighbouring frames."""
-    real = _real_windows(3)
+def random_i3d(windows: np.ndarray) -> "fvd.InceptionI3d":
+    """An I3D with random official-layout weights (seed 0) whose BatchNorm statistics are those of ``windows``
+    (N x 16 x H x W x 3 uint8), so activations neither vanish nor explode; in eval mode."""
     torch.manual_seed(0)
     model = fvd.InceptionI3d()
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm3d):
             module.momentum = 1.0
     with torch.no_grad():
-        model.train()(fvd.preprocess(real[:2]))
-    model.eval()
+        model.train()(fvd.preprocess(windows))
+    return model.eval()
+
+
+@pytest.mark.slow  # 11 I3D windows at 224 x 224 on the CPU (~30-60 s on 2 cores)
+def test_fvd_known_answers_with_random_weights():
+    """Random official-layout weights with BatchNorm statistics taken from the data (so activations neither
+    vanish nor explode): a set against itself is ~0, and shuffling frames in time moves it more than
+    swapping two neighbouring frames."""
+    real = _real_windows(3)
+    model = random_i3d(real[:2])
     rng = np.random.default_rng(0)
     swapped = real.copy()
     swapped[:, [7, 8]] = swapped[:, [8, 7]]

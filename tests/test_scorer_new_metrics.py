@@ -196,14 +196,9 @@ def test_fvd_through_the_scorer_known_answers_with_random_i3d(tmp_path):
     itself is ~0, frames shuffled within each window are farther; the second scorer reads the ground truth's
     windows from the cache."""
     frames = _real_frames(0, 2 * fvd.WINDOW + 5)  # two windows and a partial one (dropped)
-    torch.manual_seed(0)
-    model = fvd.InceptionI3d()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm3d):
-            module.momentum = 1.0
-    with torch.no_grad():
-        model.train()(fvd.preprocess(frames[None, :fvd.WINDOW]))
-    torch.save(model.eval().state_dict(), tmp_path / "i3d.pt")
+    from test_fvd import random_i3d
+
+    torch.save(random_i3d(frames[None, :fvd.WINDOW]).state_dict(), tmp_path / "i3d.pt")
     i3d = fvd.build_i3d(path=tmp_path / "i3d.pt")
     shuffled = _windowed(frames, np.random.default_rng(0).permutation(fvd.WINDOW))
 
