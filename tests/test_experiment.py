@@ -243,3 +243,14 @@ def test_an_experiment_that_configures_synthetic_data_refuses_other_data(tmp_pat
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "dynamics.toml" in err and "synthetic data" in err
+
+
+def test_a_claim_decided_one_way_on_some_metrics_is_not_called_mixed():
+    from bench.harness.claims import _claim_verdict
+
+    assert _claim_verdict(["contradicted"] * 5 + ["inconclusive"]) == \
+        "contradicted on 5 of 6 metrics, the rest inconclusive"
+    assert _claim_verdict(["supported", "inconclusive"]) == "supported on 1 of 2 metrics, the rest inconclusive"
+    assert _claim_verdict(["supported", "contradicted", "inconclusive"]).startswith("mixed (1 of 3")
+    assert _claim_verdict(["supported", "supported"]) == "supported"
+    assert _claim_verdict(["inconclusive", "untestable"]) == "inconclusive"

@@ -147,8 +147,11 @@ def _claim_verdict(verdicts: list[str]) -> str:
         return "supported"
     if verdicts and contradicted == len(verdicts):
         return "contradicted"
-    if supported or contradicted:
+    if supported and contradicted:
         return f"mixed ({supported} of {len(verdicts)} metrics support it, {contradicted} contradict it)"
+    if supported or contradicted:  # one direction only; the other metrics inconclusive (or untestable)
+        side, count = ("supported", supported) if supported else ("contradicted", contradicted)
+        return f"{side} on {count} of {len(verdicts)} metrics, the rest inconclusive"
     return "untestable" if verdicts and all(v == "untestable" for v in verdicts) else "inconclusive"
 
 
