@@ -171,7 +171,8 @@ def test_every_declared_experiment_runs_at_the_smoke_preset(name, tmp_path, monk
     assert [c["claim"] for c in result["claims"]] == [c.text for c in experiment.claims]
     verdicts = {"supported", "contradicted", "inconclusive", "untestable"}
     assert all(t["verdict"] in verdicts for t in result["tests"])
-    assert all(c["verdict"] in verdicts or c["verdict"].startswith("mixed") for c in result["claims"])
+    partial = ("mixed (", "supported on ", "contradicted on ")  # some metrics decided, see _claim_verdict
+    assert all(c["verdict"] in verdicts or c["verdict"].startswith(partial) for c in result["claims"])
     # metrics the smoke preset computes (it skips FID) are tested, with one value per seed
     tested = [t for t in result["tests"] if t["metric"] != "fid"]
     assert all(t["effect"] is not None and len(t["per_seed"]) == 2 for t in tested), \
