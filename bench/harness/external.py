@@ -213,11 +213,17 @@ def score_clip(pair: Pair, config: EvalConfig, networks: dict[str, Any], device:
             bar.update(len(pred))
     sync: dict[str, Any] = {}
     values = _sync_values(pair, networks, audio or {}, sync, device)
-    if values:
-        yaws = np.concatenate(clip_yaws) if clip_yaws else np.array([np.nan])
-        mean_yaw = float(np.nanmean(yaws)) if np.isfinite(yaws).any() else float("nan")
-        scorer.add_clip({"clip_id": pair.clip_id, "yaw": mean_yaw}, values)
+    add_clip_scores(scorer, pair.clip_id, values, clip_yaws)
     return export_state(scorer), sync
+
+
+def add_clip_scores(scorer: FrameScorer, clip_id: str, values: dict[str, float], abs_yaws: list[np.ndarray]) -> None:
+    """The clip's own scores (LSE, face tracking), in the pose bin of its frames' mean |yaw| (unknown without one)."""
+    if not values:
+        return
+    yaws = np.concatenate(abs_yaws) if abs_yaws else np.array([np.nan])
+    mean_yaw = float(np.nanmean(yaws)) if np.isfinite(yaws).any() else float("nan")
+    scorer.add_clip({"clip_id": clip_id, "yaw": mean_yaw}, values)
 
 
 def score_pairs(pairs: list[Pair], config: EvalConfig, networks: dict[str, Any] | None = None,

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from bench.config import EvalConfig
 from bench.data import face_box, video
 from bench.harness import external_partial as score_partial
-from bench.harness.external import REGION, _claim, _frames_per_batch, _sync_values, merge_clips
+from bench.harness.external import REGION, _claim, _frames_per_batch, _sync_values, add_clip_scores, merge_clips
 from bench.harness.external_inputs import (Pair, ScoreError, audio_records, batch_preds, check_pred, check_real_dir,
                                            clip_id_of, identity_crops, inputs_hash, is_batch_dir, source_paths)
 from bench.harness.real_set import real_set_features
@@ -133,10 +133,7 @@ def score_clip(pair: Pair, config: EvalConfig, networks: dict[str, Any], device:
     if estimator is not None:
         found = np.concatenate(bounds)
         values.update(face_found=float(np.isfinite(found).all(axis=1).mean()), box_jitter=box_jitter(found))
-    if values:
-        clip_yaws = np.concatenate(yaws) if yaws else np.array([np.nan])
-        mean_yaw = float(np.nanmean(clip_yaws)) if np.isfinite(clip_yaws).any() else float("nan")
-        scorer.add_clip({"clip_id": pair.clip_id, "yaw": mean_yaw}, values)
+    add_clip_scores(scorer, pair.clip_id, values, yaws)
     return export_state(scorer), sync
 
 
