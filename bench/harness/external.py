@@ -327,7 +327,7 @@ def _run(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None
                    for path in sorted(set(sources.values()))}
         crops = {stem: by_path[path] for stem, path in sources.items()}
     manifest = ranks.only_main(lambda: ranks.record(_manifest(pairs, inputs, out_dir, config, seed, batch, networks,
-                                                                sync, audio)))
+                                                                sync, audio, sources)))
     stem = pairs[0].clip_id if not batch else Path(inputs["pred"]).name
     default = Path("runs") / f"score-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = ranks.on_main(_claim, out_dir, manifest, default, resume)
@@ -371,7 +371,8 @@ def _networks(config: EvalConfig, sync_expert: Path | None, device: torch.device
 
 
 def _manifest(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path | None, config: EvalConfig, seed: int,
-              batch: bool, networks: dict[str, Any], sync: dict[str, Any], audio: dict | None) -> dict[str, Any]:
+              batch: bool, networks: dict[str, Any], sync: dict[str, Any], audio: dict | None,
+              sources: dict[str, Path]) -> dict[str, Any]:
     settings = {**{k: None if v is None else str(Path(v).resolve()) for k, v in inputs.items()},
                 "batch": batch, "region": REGION, "eval": dataclasses.asdict(config)}
     manifest = new_manifest(MODEL_NAME, settings, seed)
@@ -384,8 +385,7 @@ def _manifest(pairs: list[Pair], inputs: dict[str, Path | None], out_dir: Path |
                                    "n_frames": p.n_frames, "height": p.height, "width": p.width, "fps": p.fps}
                                   for p in pairs]}
     if inputs.get("source") is not None:
-        manifest["data"]["identity_source"] = {stem: str(path.resolve())
-                                               for stem, path in source_paths(inputs["source"], [p.clip_id for p in pairs]).items()}
+        manifest["data"]["identity_source"] = {stem: str(path.resolve()) for stem, path in sources.items()}
     return manifest
 
 
