@@ -134,6 +134,7 @@ class DINet(InpaintingGenerator):
         self.up_1 = UpBlock(w2, w1)
         self.to_rgb = nn.Conv2d(w1, 3, 7, padding=3)
         self.uncertainty = UncertaintyHead(w1)
+        self.add_reference_path(w1)
 
     def forward(self, audio: torch.Tensor, masked: torch.Tensor, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sizes = []
@@ -147,4 +148,4 @@ class DINet(InpaintingGenerator):
         x = self.merge(torch.cat([src, ref], dim=1))
         x = self.res_2(self.up_2(x, sizes[1]))
         features = self.up_1(x, sizes[0])
-        return self.compose(masked, self.to_rgb(features), features)
+        return self.compose(masked, self.to_rgb(features), features, refs)

@@ -128,6 +128,7 @@ class Wav2Lip(InpaintingGenerator):
         self.output_block = ConvBlock(dec[0] + enc[0], hidden)
         self.to_rgb = nn.Conv2d(hidden, 3, 1)
         self.uncertainty = UncertaintyHead(hidden)
+        self.add_reference_path(hidden, n_refs=1)  # Wav2Lip reads one reference frame, its pixel path too
 
     def forward(self, audio: torch.Tensor, masked: torch.Tensor, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([masked, refs[:, 0]], dim=1)
@@ -142,4 +143,4 @@ class Wav2Lip(InpaintingGenerator):
             x = self.refine[level](self.ups[level](x, skips[level].shape[-2:]))
             x = torch.cat([x, skips[level]], dim=1)
         features = self.output_block(x)
-        return self.compose(masked, self.to_rgb(features), features)
+        return self.compose(masked, self.to_rgb(features), features, refs)

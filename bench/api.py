@@ -73,6 +73,12 @@ class ModelConfig:
     perceptual_weight: float = 0.0  # VGG perceptual loss (DINet: 10); off on CPU presets (about 1 s a step)
     gan_weight: float = 0.0  # LSGAN term against a lower-half PatchGAN discriminator (DINet: 1)
     sync_weight: float = 0.0  # lip-sync expert term, -log P(in sync) (DINet: 0.1; Wav2Lip: 0.03)
+    # The generated region as a per-pixel blend of flow-warped reference pixels and the decoder's RGB
+    # (bench.blocks.reference_path); False: the decoder paints every generated pixel, as the papers do.
+    reference_path: bool = True
+    # An extra L1 term on the target's mouth box (from landmarks; batches without boxes skip it), weighted
+    # against the reconstruction loss: the few mouth pixels are what lip sync is judged on.
+    mouth_weight: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ class JULNet(InpaintingGenerator):
         self.up_1 = conv_block(2 * c + c + c, c)
         self.to_rgb = nn.Conv2d(c, 3, 3, padding=1)
         self.uncertainty = UncertaintyHead(c)
+        self.add_reference_path(c)
 
     def forward(self, audio: torch.Tensor, masked: torch.Tensor, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         src1 = self.source_1(masked)
@@ -101,4 +102,4 @@ class JULNet(InpaintingGenerator):
         x = self.up_2(torch.cat([x, src2, self.adaat.warp(ref2, theta)], dim=1))
         x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         x = self.up_1(torch.cat([x, src1, ref1], dim=1))
-        return self.compose(masked, self.to_rgb(x), x)
+        return self.compose(masked, self.to_rgb(x), x, refs)

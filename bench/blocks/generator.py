@@ -6,6 +6,7 @@ from torch import nn
 
 from bench.api import Critic
 from bench.blocks.masks import mouth_mask
+from bench.blocks.reference_path import ReferencePixelPath
 from bench.blocks.uncertainty import reconstruction_loss
 
 __all__ = ["InpaintingGenerator"]
@@ -15,7 +16,8 @@ class InpaintingGenerator(nn.Module):
     """The tail every generator shares: the inpainting composite, the plug-in head and the pixel loss.
 
     Subclasses set ``self.config`` (a ModelConfig) and ``self.uncertainty`` (an UncertaintyHead on
-    their last decoder features) and end ``forward`` with ``return self.compose(masked, rgb, features)``.
+    their last decoder features), call ``self.add_reference_path(channels)`` with those features' width,
+    and end ``forward`` with ``return self.compose(masked, rgb, features, refs)``.
     """
 
     kind = "generator"  # declared capabilities (bench.api)
@@ -26,11 +28,26 @@ class InpaintingGenerator(nn.Module):
     # BatchNorm), so it stays NCHW.
     channels_last = False
 
-    def compose(self, masked: torch.Tensor, rgb_logits: torch.Tensor,
-                features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Inpainting, as DINet: the given (unmasked) pixels pass through, the network fills the mask.
+    def __init__(self) -> None:
+        super().__init__()
+        # An instance attribute, not a class one: a class-level None would shadow the registered submodule.
+        self.reference_path: ReferencePixelPath | None = None
+
+    def add_reference_path(self, channels: int, n_refs: int | None = None) -> None:
+        """The full-resolution reference path on ``channels``-wide last features, when the config asks for it,
+        over the first ``n_refs`` references (default all of them)."""
+        if self.config.reference_path:
+            self.reference_path = ReferencePixelPath(channels, n_refs or self.config.n_refs)
+
+    def compose(self, masked: torch.Tensor, rgb_logits: torch.Tensor, features: torch.Tensor,
+                refs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        # Inpainting, as DINet: the given (unmasked) pixels pass through, the network fills the mask,
+        # with the reference path as a blend of aligned reference pixels and its own RGB.
         mask = mouth_mask(*masked.shape[-2:], device=masked.device)
-        pred = masked * (1.0 - mask) + torch.sigmoid(rgb_logits) * mask
+        fill = torch.sigmoid(rgb_logits)
+        if self.reference_path is not None and refs is not None:
+            fill, _ = self.reference_path(features, refs[:, :self.reference_path.n_refs], fill)
+        pred = masked * (1.0 - mask) + fill * mask
         log_scale = self.uncertainty(features)
         if self.config.uncertainty == "none":
             log_scale = torch.zeros_like(log_scale)  # no trained head: an uninformative map
@@ -43,6 +60,11 @@ class InpaintingGenerator(nn.Module):
         region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
         loss, logs = reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
                                          lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
+        if self.config.mouth_weight and "mouth" in batch:
+            mouth = batch["mouth"]
+            mouth_l1 = ((pred - batch["target"]).abs() * mouth).sum() / (3.0 * mouth.sum()).clamp_min(1.0)
+            loss = loss + self.config.mouth_weight * mouth_l1
+            logs["mouth_l1"] = mouth_l1.item()
         if self.config.perceptual_weight:
             perceptual = self._perceptual(pred.device)(pred, batch["target"])
             loss = loss + self.config.perceptual_weight * perceptual

@@ -50,6 +50,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sync-weight", type=float,
                         help="weight of the sync expert's term (default: the preset's; bench run trains the expert)")
     parser.add_argument("--sync-expert", type=Path, help="a syncnet checkpoint for the sync loss")
+    parser.add_argument("--mouth-weight", type=float, help="weight of the L1 term on the mouth box (default: the preset's)")
+    parser.add_argument("--no-reference-path", action="store_true",
+                        help="the decoder paints every generated pixel (no blend of warped reference pixels)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -69,7 +72,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     config = replace(config, data=replace(config.data, source=args.data))
     if args.uncertainty:
         config = replace(config, net=replace(config.net, uncertainty=args.uncertainty))
-    for flag in ("gan_weight", "sync_weight"):
+    if getattr(args, "no_reference_path", False):
+        config = replace(config, net=replace(config.net, reference_path=False))
+    for flag in ("gan_weight", "sync_weight", "mouth_weight"):
         if getattr(args, flag, None) is not None:
             config = replace(config, net=replace(config.net, **{flag: getattr(args, flag)}))
     if getattr(args, "sync_expert", None):

@@ -134,19 +134,37 @@ def make_batch(clip: ClipTensors, targets: list[int] | torch.Tensor,
 
 
 def _inputs(targets: torch.Tensor, refs: torch.Tensor, mel: torch.Tensor,
-            device: torch.device | str) -> dict[str, torch.Tensor]:
+            device: torch.device | str, boxes: list[np.ndarray] | None = None) -> dict[str, torch.Tensor]:
     """The protocol's batch from gathered uint8 frames (B x 3 x S x S, B x R x 3 x S x S) and mel windows.
 
     The samplers gather the uint8 frames of every row first and convert once: the same values as
-    converting row by row, in a few large operations (and 4x fewer bytes to move to a GPU).
+    converting row by row, in a few large operations (and 4x fewer bytes to move to a GPU). With the
+    targets' mouth boxes (every row's, or None), the batch also holds ``mouth``: B x 1 x S x S, 1 inside.
     """
     target_frames = targets.to(device).float() / 255.0
-    return {
+    batch = {
         "audio": mel.to(device),
         "masked": mask_lower_half(target_frames),
         "refs": refs.to(device).float() / 255.0,
         "target": target_frames,
     }
+    if boxes is not None:
+        batch["mouth"] = box_masks(np.concatenate(boxes).reshape(-1, 4), target_frames.shape[-1]).to(device)
+    return batch
+
+
+def box_masks(boxes: np.ndarray, size: int) -> torch.Tensor:
+    """N x 4 boxes (x0, y0, x1, y1; end-exclusive pixels) -> N x 1 x size x size float masks, 1 inside."""
+    box = torch.as_tensor(boxes, dtype=torch.long)
+    span = torch.arange(size)
+    rows = (span[None, :] >= box[:, 1:2]) & (span[None, :] < box[:, 3:4])  # N x size
+    cols = (span[None, :] >= box[:, 0:1]) & (span[None, :] < box[:, 2:3])
+    return (rows[:, :, None] & cols[:, None, :]).float()[:, None]
+
+
+def _boxes_of(clips: list[ClipTensors]) -> bool:
+    """Whether every clip has mouth boxes: a batch carries its mouth masks only when all rows have them."""
+    return all(clip.mouth_boxes is not None for clip in clips)
 
 
 class TrainSampler:
@@ -158,10 +176,11 @@ class TrainSampler:
         self.clips = clips
         self.n_refs = n_refs
         self.generator = torch.Generator().manual_seed(seed)
+        self.with_mouth = _boxes_of(clips)
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         picks = torch.randint(len(self.clips), (batch_size,), generator=self.generator)
-        targets, refs, mels = [], [], []
+        targets, refs, mels, boxes = [], [], [], []
         for index in picks.tolist():
             clip = self.clips[index]
             n = clip.n_frames
@@ -171,7 +190,10 @@ class TrainSampler:
             targets.append(clip.frames[target])
             refs.append(clip.frames[(target + MIN_REF_GAP + offsets) % n])
             mels.append(clip.mel[target])
-        return _inputs(torch.cat(targets), torch.cat(refs), torch.cat(mels), device)
+            if self.with_mouth:
+                boxes.append(clip.mouth_boxes[target.numpy()])
+        return _inputs(torch.cat(targets), torch.cat(refs), torch.cat(mels), device,
+                       boxes if self.with_mouth else None)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}
@@ -198,7 +220,7 @@ class WindowSampler(TrainSampler):
     def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         half = SYNC_WINDOW // 2
         picks = torch.randint(len(self.clips), (max(1, batch_size // SYNC_WINDOW),), generator=self.generator)
-        targets, refs, mels, sync_mel = [], [], [], []
+        targets, refs, mels, sync_mel, boxes = [], [], [], [], []
         for index in picks.tolist():
             clip = self.clips[index]
             n = clip.n_frames
@@ -210,6 +232,9 @@ class WindowSampler(TrainSampler):
             refs.append(clip.frames[((centre + half + MIN_REF_GAP + offsets) % n).expand(SYNC_WINDOW, -1)])
             mels.append(clip.mel[window])
             sync_mel.append(clip.mel[centre])
-        batch = _inputs(torch.cat(targets), torch.cat(refs), torch.cat(mels), device)
+            if self.with_mouth:
+                boxes.append(clip.mouth_boxes[window])
+        batch = _inputs(torch.cat(targets), torch.cat(refs), torch.cat(mels), device,
+                        boxes if self.with_mouth else None)
         batch["sync_mel"] = torch.stack(sync_mel).to(device)
         return batch

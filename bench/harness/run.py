@@ -152,7 +152,7 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
             # Keyed on what the expert uses (image size, widths, data, training), not on the generator's losses.
             sync_config = replace(config, model="syncnet",
                                   net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0,
-                                              perceptual_weight=0.0),
+                                              perceptual_weight=0.0, reference_path=True),
                                   train=replace(config.train, steps=config.eval.sync_steps, lr=config.eval.sync_lr,
                                                 sync_expert=""))
             expert, _, manifest["sync_expert"] = ranks.together(obtain_model, sync_config, dataset, None, device,

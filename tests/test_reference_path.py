@@ -1,0 +1,77 @@
+"""The full-resolution reference path (bench.blocks.reference_path) and its use by every generator."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bench.api import ModelConfig
+from bench.blocks.masks import mouth_mask
+from bench.blocks.reference_path import ReferencePixelPath
+from bench.models import build_model
+
+GENERATORS = ("julnet", "dinet", "wav2lip")
+
+
+def test_starts_as_a_blend_of_the_unwarped_references():
+    torch.manual_seed(0)
+    path = ReferencePixelPath(in_channels=6, n_refs=3, generated_share=0.1)
+    features, refs, rgb = torch.randn(2, 6, 16, 16), torch.rand(2, 3, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    blended, weights = path(features, refs, rgb)
+    assert torch.allclose(weights[:, -1], torch.full((2, 16, 16), 0.1), atol=1e-6)
+    expected = 0.9 * refs.mean(1) + 0.1 * rgb
+    assert torch.allclose(blended, expected, atol=1e-5)
+
+
+def test_a_constant_flow_shifts_the_chosen_reference_by_a_whole_pixel():
+    size = 16
+    path = ReferencePixelPath(in_channels=1, n_refs=2)
+    with torch.no_grad():
+        # all weight on reference 1; its flow moves the sampling point 1 pixel right (2 / size normalised)
+        path.blend.bias.copy_(torch.tensor([-30.0, 30.0, -30.0]))
+        shift = 2.0 / size
+        path.flow.bias.copy_(torch.tensor([0.0, 0.0, math.atanh(shift / path.max_shift), 0.0]))
+    refs = torch.rand(1, 2, 3, size, size)
+    blended, _ = path(torch.zeros(1, 1, size, size), refs, torch.zeros(1, 3, size, size))
+    # output pixel x samples reference pixel x + 1 (the border repeats the last column)
+    assert torch.allclose(blended[..., :-1], refs[:, 1, :, :, 1:], atol=1e-5)
+    assert torch.allclose(blended[..., -1:], refs[:, 1, :, :, -1:], atol=1e-5)
+
+
+def test_gradients_reach_the_flow_and_the_blend():
+    torch.manual_seed(1)
+    path = ReferencePixelPath(in_channels=4, n_refs=2)
+    features = torch.randn(2, 4, 12, 12)
+    refs = torch.rand(2, 2, 3, 12, 12)  # textured, so a flow changes the output
+    blended, _ = path(features, refs, torch.rand(2, 3, 12, 12))
+    (blended - torch.rand_like(blended)).abs().mean().backward()
+    assert path.flow.weight.grad.abs().sum() > 0
+    assert path.blend.weight.grad.abs().sum() > 0
+
+
+def test_refuses_another_number_of_references():
+    path = ReferencePixelPath(in_channels=4, n_refs=3)
+    with pytest.raises(ValueError, match="3 references, got 2"):
+        path(torch.zeros(1, 4, 8, 8), torch.zeros(1, 2, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_a_new_generator_starts_near_the_paste_floor(name):
+    """With the path on, an untrained generator's generated rows are mostly the references' pixels: when the
+    references equal the target, the output is within the decoder's small share of the target."""
+    torch.manual_seed(0)
+    config = ModelConfig(image_size=32, n_refs=2, channels=8)
+    model = build_model(name, config).eval()
+    target = torch.rand(2, 3, 32, 32)
+    mask = mouth_mask(32, 32)
+    with torch.no_grad():
+        pred, _ = model(torch.randn(2, 80, 16), target * (1 - mask), target[:, None].expand(-1, 2, -1, -1, -1))
+    region = mask.bool().expand_as(pred)
+    error = (pred - target).abs()[region]
+    assert error.max() <= 0.1 + 1e-5  # at most the decoder's share (0.1) of a [0, 1] difference
+    off = build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8, reference_path=False)).eval()
+    assert off.reference_path is None and model.reference_path is not None
+    with torch.no_grad():
+        painted, _ = off(torch.randn(2, 80, 16), target * (1 - mask), target[:, None].expand(-1, 2, -1, -1, -1))
+    assert (painted - target).abs()[region].mean() > 5 * error.mean()  # without it, the decoder paints everything
