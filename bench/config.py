@@ -36,10 +36,11 @@ class SynthConfig:
     sway_deg: float = 3.0  # bound on the per-frame head motion around the base pose
     supersample: int = 2  # anti-aliasing factor per axis
     # Within-clip head turns beyond the sway (degrees of yaw; pitch and roll move at half of it) and camera
-    # motion (translation as a fraction of the view, zoom as a fraction of the scale). 0 keeps every frame
-    # near its clip's base pose; pose bins always follow each frame's own yaw.
-    head_motion_deg: float = 0.0
-    camera_motion: float = 0.0
+    # motion (translation as a fraction of the view, zoom as a fraction of the scale). On by default at a level
+    # like interview footage, so a reference frame is at another pose than its target; 0 and 0 (`--still`) keep
+    # every frame near its clip's base pose, the data before 2026-12. Pose bins always follow each frame's yaw.
+    head_motion_deg: float = 12.0
+    camera_motion: float = 0.03
     # Opt-in scene dynamics, each clip showing one of them over a window of frames, labelled per frame and
     # per pixel (bench.data.synth.dynamics): "background" (moves), "lighting" (changes), "occluder" (crosses).
     conditions: tuple[str, ...] = ()

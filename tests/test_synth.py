@@ -21,7 +21,9 @@ from bench.report.sheet import contact_sheet
 from bench.data.synth.dataset import STRATA, TEST_BASE_YAW
 from bench.data.synth.identity import make_identity
 
-SMALL = SynthConfig(seed=3, size=64, seconds=0.8, identities=3, train_clips=3, test_clips_per_stratum=1)
+# Still heads (no within-clip turns, a still camera): every test frame then stays inside its stratum.
+SMALL = SynthConfig(seed=3, size=64, seconds=0.8, identities=3, train_clips=3, test_clips_per_stratum=1,
+                    head_motion_deg=0.0, camera_motion=0.0)
 BOUNDS = {name: (low, high) for name, low, high in STRATA}
 
 

@@ -26,19 +26,38 @@ def _render(config: SynthConfig, index: int):
 
 @pytest.fixture(scope="module")
 def pairs():
-    """Each condition's clip rendered with and without the condition (same clip index, same seed)."""
-    with_events = dataclasses.replace(SMALL, conditions=CONDITIONS)
-    return {CONDITIONS[i]: (_render(SMALL, i), _render(with_events, i)) for i in range(len(CONDITIONS))}
+    """Each condition's clip rendered with and without the condition (same clip index, same seed), on a still
+    camera so that the frames differ by the event only."""
+    still = dataclasses.replace(SMALL, head_motion_deg=0.0, camera_motion=0.0)
+    with_events = dataclasses.replace(still, conditions=CONDITIONS)
+    return {CONDITIONS[i]: (_render(still, i), _render(with_events, i)) for i in range(len(CONDITIONS))}
 
 
-def test_default_config_keeps_its_cache_key():
-    # The new fields are left out of the key at their defaults: datasets made before them are still found.
-    legacy = {k: v for k, v in dataclasses.asdict(SMALL).items()
+def test_still_data_keep_their_cache_key_and_the_moving_default_gets_its_own():
+    # Settings added later are left out of the key at the value every earlier dataset had (still heads, no
+    # conditions), so datasets made before them are still found; today's moving default has another key.
+    still = dataclasses.replace(SMALL, head_motion_deg=0.0, camera_motion=0.0)
+    legacy = {k: v for k, v in dataclasses.asdict(still).items()
               if k not in ("head_motion_deg", "camera_motion", "conditions")}
     from bench.data.synth.dataset import GENERATOR_VERSION
     expected = stable_hash({"config": legacy, "version": GENERATOR_VERSION, "numpy": np.__version__.split(".")[0]})
-    assert config_hash(SMALL) == expected
-    assert config_hash(dataclasses.replace(SMALL, conditions=("occluder",))) != expected
+    assert config_hash(still) == expected
+    assert len({expected, config_hash(SMALL), config_hash(dataclasses.replace(still, conditions=("occluder",)))}) == 3
+
+
+def test_the_default_data_move_and_still_is_one_flag_away():
+    from bench.cli import _parser as build_parser
+    from bench.cli.common import config_from_args
+
+    assert SynthConfig().head_motion_deg > 0 and SynthConfig().camera_motion > 0
+    default = config_from_args(build_parser().parse_args(["run", "--model", "julnet"])).data.synth
+    still = config_from_args(build_parser().parse_args(["run", "--model", "julnet", "--still"])).data.synth
+    assert default == SynthConfig()
+    assert (still.head_motion_deg, still.camera_motion) == (0.0, 0.0)
+    assert dataclasses.replace(still, head_motion_deg=default.head_motion_deg,
+                               camera_motion=default.camera_motion) == default
+    moving = _render(SMALL, 1)  # SMALL moves: the default motion
+    assert np.ptp(moving.yaw) > 2 * SMALL.sway_deg
 
 
 @pytest.mark.parametrize("condition", CONDITIONS)
@@ -96,7 +115,7 @@ def test_occluder_hides_the_landmarks_it_covers(pairs):
 
 
 def test_head_motion_turns_the_head_within_a_clip():
-    still = _render(SMALL, 1)
+    still = _render(dataclasses.replace(SMALL, head_motion_deg=0.0, camera_motion=0.0), 1)
     moving = _render(dataclasses.replace(SMALL, head_motion_deg=20.0, camera_motion=0.05), 1)
     assert np.ptp(still.yaw) < 6.0  # the old sway only
     assert np.ptp(moving.yaw) > 10.0

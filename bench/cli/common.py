@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.api import UNCERTAINTY_MODES
 from bench.errors import BenchError
-from bench.config import PRESETS, RunConfig, preset_config
+from bench.config import PRESETS, RunConfig, SynthConfig, preset_config
 
 
 class UsageError(BenchError, ValueError):
@@ -39,12 +39,19 @@ def yaw_edges(text: str) -> tuple[float, float]:
     return low, high
 
 
+def still(synth: SynthConfig) -> SynthConfig:
+    """The synthetic data without within-clip head turns or camera motion (the data before 2026-12)."""
+    return replace(synth, head_motion_deg=0.0, camera_motion=0.0)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """What `run` and `train` share: which model, preset, data, seed and uncertainty mode."""
     parser.add_argument("--model", required=True, help="model name (see `bench ls`)")
     parser.add_argument("--preset", default="quick", choices=PRESETS)
     parser.add_argument("--data", default="synth", help="'synth' (embedded generator) or a dataset directory")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--still", action="store_true",
+                        help="synthetic heads that only sway (no within-clip head turns or camera motion): the old data")
     parser.add_argument("--uncertainty", choices=UNCERTAINTY_MODES, help="uncertainty training mode (default: the preset's)")
     parser.add_argument("--gan-weight", type=float, help="weight of the LSGAN term (default: the preset's)")
     parser.add_argument("--sync-weight", type=float,
@@ -70,6 +77,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     model_class(args.model)  # fail fast on a typo, before any data work
     config = preset_config(args.preset, model=args.model, seed=args.seed)
     config = replace(config, data=replace(config.data, source=args.data))
+    if getattr(args, "still", False):
+        config = replace(config, data=replace(config.data, synth=still(config.data.synth)))
     if args.uncertainty:
         config = replace(config, net=replace(config.net, uncertainty=args.uncertainty))
     if getattr(args, "no_reference_path", False):

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.cli.common import positive_int
+from bench.cli.common import positive_int, still
 from bench.config import PRESETS, preset_config
 
 _PREPARE_LAYOUTS = ("folder", "hdtf", "mead")  # bench.data.prepare.LAYOUTS, listed here so --help loads no data stack
@@ -33,10 +33,12 @@ def add_parser(commands: Any) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", type=Path, help="write here instead of the cache")
     synth.add_argument("--workers", type=positive_int, default=2)
-    synth.add_argument("--head-motion", type=float, default=0.0, metavar="DEG",
-                       help="within-clip head turns up to DEG degrees of yaw (0-45; pitch and roll at half)")
-    synth.add_argument("--camera-motion", type=float, default=0.0, metavar="F",
-                       help="camera shift up to F of the view and zoom by up to F (0-0.2)")
+    synth.add_argument("--head-motion", type=float, metavar="DEG",
+                       help="within-clip head turns up to DEG degrees of yaw (0-45; pitch and roll at half; default 12)")
+    synth.add_argument("--camera-motion", type=float, metavar="F",
+                       help="camera shift up to F of the view and zoom by up to F (0-0.2; default 0.03)")
+    synth.add_argument("--still", action="store_true",
+                       help="heads that only sway, a still camera: the data before 2026-12 (--head-motion 0 --camera-motion 0)")
     synth.add_argument("--conditions", type=_conditions, default=(), metavar="C,...",
                        help="scene dynamics, one per clip: background, lighting, occluder (or 'all')")
     prepare = data_commands.add_parser("prepare", help="turn a folder of talking-face videos into a dataset")
@@ -131,8 +133,10 @@ def run(args: argparse.Namespace) -> int:
     if args.data_command == "synth":
         config = preset_config(args.preset, seed=args.seed)
         try:
-            settings = replace(config.data.synth, head_motion_deg=args.head_motion, camera_motion=args.camera_motion,
-                               conditions=args.conditions)
+            settings = still(config.data.synth) if args.still else config.data.synth
+            motion = {name: value for name, value in (("head_motion_deg", args.head_motion),
+                                                      ("camera_motion", args.camera_motion)) if value is not None}
+            settings = replace(settings, conditions=args.conditions, **motion)
         except ValueError as error:
             print(f"bench data synth: {error}", file=sys.stderr)
             return 2

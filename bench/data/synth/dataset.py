@@ -237,15 +237,17 @@ def generate_dataset(config: SynthConfig, root: Path, workers: int = 2, progress
     return open_dataset(root)
 
 
-_ADDED_LATER = ("head_motion_deg", "camera_motion", "conditions")
+# Settings added after datasets were cached, with the value every earlier dataset had: left out of the key at
+# that value (not at today's default), so a still dataset keeps its key and a default that moves gets a new one.
+_ADDED_LATER = {"head_motion_deg": 0.0, "camera_motion": 0.0, "conditions": ()}
 
 
 def config_hash(config: SynthConfig) -> str:
     """Cache key: first 12 hex digits of sha256 over the config, the generator version and numpy's major
     version (renderings under numpy 1.26 and 2.x differ by a few grey levels in some pixels)."""
     settings = asdict(config)
-    for name in _ADDED_LATER:  # left out at their defaults, so existing datasets keep their keys
-        if settings[name] == getattr(SynthConfig, name):
+    for name, legacy in _ADDED_LATER.items():
+        if settings[name] == legacy:
             del settings[name]
     return stable_hash({"config": settings, "version": GENERATOR_VERSION,
                         "numpy": np.__version__.split(".")[0]})
