@@ -1,5 +1,6 @@
 """End to end: `bench run --preset smoke` writes every file of the run-directory schema."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,13 @@ def test_summary_follows_the_schema(smoke_run):
     clips = pd.read_parquet(smoke_run / "clips.parquet")
     assert len(clips) == len(set(pd.read_parquet(smoke_run / "frames.parquet")["clip_id"]))
     assert summary["metrics"]["lse_c_local"]["n"] == len(clips)
-    assert "not comparable with published" in (smoke_run / "report.html").read_text()
+    report = (smoke_run / "report.html").read_text()
+    assert "not comparable with published" in report
+    # the report shows the ceiling and floor as rows beside lse_c_local, not folded away under it
+    unfolded = re.sub(r"<details.*?</details>", "", report[report.index("tb-table tb-overall"):], flags=re.S)
+    unfolded = unfolded[:unfolded.index("</table>")]  # the overall table, its folded rows taken out
+    for name in ("lse_c_local_gt", "lse_c_local_shifted"):
+        assert f">{name}</span>" in unfolded
 
 
 def test_frames_table_has_one_row_per_test_frame_and_consistent_pose_bins(smoke_run):

@@ -3,6 +3,7 @@ scorer, summary.json, `bench compare` and the CLI table follow it, and nothing e
 import ast
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ from bench.cli.output import results_table
 from bench.config import EvalConfig
 from bench.harness.compare import NON_METRICS, compare_runs
 from bench.harness.scorer import FrameScorer, summarise
+from bench.harness.scorer_summary import expert_discriminates
 from bench.metrics import specs
 from bench.metrics.sync import local_values, official_values
 from tests.fake_run import make_fake_run
@@ -223,3 +225,23 @@ def test_no_module_but_specs_says_what_a_metric_is():
     offenders = {str(p.relative_to(ROOT)): hits for p in sources if p != ROOT / "bench" / "metrics" / "specs.py"
                  and (hits := _direction_tables(p.read_text()))}
     assert offenders == {}
+
+
+def test_a_blind_expert_is_named_in_the_notes():
+    # Its ceiling (ground truth) and floor (audio shifted) read alike: lse_c_local then says nothing.
+    rng = np.random.default_rng(1)
+    scorer = FrameScorer(replace(CONFIG, networks=()))
+    for c, yaw in enumerate([3, 8, 20, 30, 50, 60]):
+        gt = torch.from_numpy(rng.integers(0, 256, (4, 3, 16, 16)).astype(np.float32))
+        meta = [{"clip_id": f"c{c}", "frame": t, "yaw": float(yaw)} for t in range(4)]
+        scorer.update(gt.clone(), gt, torch.full((4, 16, 16), 0.01), None, meta)
+        sync = SimpleNamespace(lse_c=0.06, lse_d=1.0, offset=0)
+        scorer.add_clip({"clip_id": f"c{c}", "yaw": float(yaw)},
+                        {**local_values(sync), "lse_c_local_gt": 0.05 + 0.01 * (c % 3), "lse_c_local_shifted": 0.06})
+    summary = summarise(scorer.result(), "m", CONFIG, seed=0)
+    assert summary["notes"]["lse_local_blind"] == specs.SUMMARY_NOTES["lse_local_blind"]
+    assert not expert_discriminates(summary["metrics"])
+    clear = {"lse_c_local_gt": {"ci95": [0.51, 0.68]}, "lse_c_local_shifted": {"ci95": [0.19, 0.26]}}
+    assert expert_discriminates(clear)
+    assert not expert_discriminates({**clear, "lse_c_local_shifted": {"ci95": [0.19, 0.52]}})
+    assert expert_discriminates({})  # nothing to judge by

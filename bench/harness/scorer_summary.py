@@ -220,9 +220,21 @@ def summarise(result: EvalResult, model_name: str, config: EvalConfig, seed: int
             by_pose[name].update(block)
         if "lse_c_local" in result.clips:
             notes["lse_local"] = specs.SUMMARY_NOTES["lse_local"]
+            if not expert_discriminates(overall):
+                notes["lse_local_blind"] = specs.SUMMARY_NOTES["lse_local_blind"]
         if "lse_c" in result.clips:
             notes["lse"] = specs.SUMMARY_NOTES["lse"]
     summary = {"model": model_name, "metrics": overall, "by_pose": by_pose}
     if notes:
         summary["notes"] = notes
     return summary
+
+
+def expert_discriminates(metrics: dict[str, Any]) -> bool:
+    """Whether the local expert's ceiling (LSE-C on the ground truth) stands clear of its floor (the same
+    frames with the audio shifted): the ceiling's 95% CI lies wholly above the floor's. True when either is
+    missing (nothing to judge by)."""
+    ceiling, floor = metrics.get("lse_c_local_gt"), metrics.get("lse_c_local_shifted")
+    if not ceiling or not floor or ceiling.get("ci95") is None or floor.get("ci95") is None:
+        return True
+    return bool(ceiling["ci95"][0] > floor["ci95"][1])

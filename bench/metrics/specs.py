@@ -148,9 +148,11 @@ _TABLE = (
           "on the rest of the scored region), frames showing the event", "bench.metrics.dynamics", in_summary=False),
 )
 # The metrics reports lead with: what papers report (image quality, lip sync) and the main calibration and
-# quality-indicator figures; every other metric is folded under them.
+# quality-indicator figures; every other metric is folded under them. The local expert's ceiling and floor
+# (its LSE-C on the ground truth, and on the ground truth with the audio shifted) stand beside its LSE-C, so a
+# reader sees at once whether the judge separates sync from no sync.
 _HEADLINE = frozenset({"psnr", "ssim", "lpips", "cpbd", "fid", "fvd", "csim", "lmd", "lse_c", "lse_d", "lse_c_local", "lse_d_local",
-                       "ause", "aurg", "unc_spearman", "miscal_area", "nll", "fail_auroc"})
+                       "lse_c_local_gt", "lse_c_local_shifted", "ause", "aurg", "unc_spearman", "miscal_area", "nll", "fail_auroc"})
 METRICS: dict[str, MetricSpec] = {spec.name: replace(spec, headline=spec.name in _HEADLINE) for spec in _TABLE}
 ORDER: tuple[str, ...] = tuple(METRICS)
 HEADLINE: tuple[str, ...] = tuple(name for name, row in METRICS.items() if row.headline)  # in table order
@@ -173,6 +175,10 @@ SUMMARY_NOTES = {
                     "16 frames"),
     "lse_local": ("lse_c_local / lse_d_local use talkbench's own SyncNet expert trained on this dataset, "
                   "not the official syncnet_v2 weights: not comparable with published LSE-C / LSE-D"),
+    "lse_local_blind": ("lse_local: this expert does not tell sync from no sync on these clips: its LSE-C on the "
+                        "ground truth (lse_c_local_gt, its ceiling) is not clear of that with the audio shifted "
+                        "(lse_c_local_shifted, its floor; overlapping 95% CIs), so lse_c_local / lse_d_local say "
+                        "nothing about this model's lip sync; train the expert longer or use the official weights"),
     "lse": ("lse_c / lse_d: the official SyncNet weights and front-end with syncnet_python's crop rule, on "
             "face boxes from MediaPipe's face mesh instead of S3FD detections"),
     # a template: {how} is the dataset manifest's "pose_labels"
