@@ -64,6 +64,10 @@ class SynthConfig:
     def n_frames(self) -> int:
         return int(round(self.seconds * self.fps))
 
+    def still(self) -> SynthConfig:
+        """These settings without within-clip head turns or camera motion (`--still`: the data before 2026-12)."""
+        return replace(self, head_motion_deg=0.0, camera_motion=0.0)
+
 
 @dataclass(frozen=True)
 class DataConfig:

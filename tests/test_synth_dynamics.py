@@ -28,7 +28,7 @@ def _render(config: SynthConfig, index: int):
 def pairs():
     """Each condition's clip rendered with and without the condition (same clip index, same seed), on a still
     camera so that the frames differ by the event only."""
-    still = dataclasses.replace(SMALL, head_motion_deg=0.0, camera_motion=0.0)
+    still = SMALL.still()
     with_events = dataclasses.replace(still, conditions=CONDITIONS)
     return {CONDITIONS[i]: (_render(still, i), _render(with_events, i)) for i in range(len(CONDITIONS))}
 
@@ -36,7 +36,7 @@ def pairs():
 def test_still_data_keep_their_cache_key_and_the_moving_default_gets_its_own():
     # Settings added later are left out of the key at the value every earlier dataset had (still heads, no
     # conditions), so datasets made before them are still found; today's moving default has another key.
-    still = dataclasses.replace(SMALL, head_motion_deg=0.0, camera_motion=0.0)
+    still = SMALL.still()
     legacy = {k: v for k, v in dataclasses.asdict(still).items()
               if k not in ("head_motion_deg", "camera_motion", "conditions")}
     from bench.data.synth.dataset import GENERATOR_VERSION
@@ -115,7 +115,7 @@ def test_occluder_hides_the_landmarks_it_covers(pairs):
 
 
 def test_head_motion_turns_the_head_within_a_clip():
-    still = _render(dataclasses.replace(SMALL, head_motion_deg=0.0, camera_motion=0.0), 1)
+    still = _render(SMALL.still(), 1)
     moving = _render(dataclasses.replace(SMALL, head_motion_deg=20.0, camera_motion=0.05), 1)
     assert np.ptp(still.yaw) < 6.0  # the old sway only
     assert np.ptp(moving.yaw) > 10.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.api import UNCERTAINTY_MODES
 from bench.errors import BenchError
-from bench.config import PRESETS, RunConfig, SynthConfig, preset_config
+from bench.config import PRESETS, RunConfig, preset_config
 
 
 class UsageError(BenchError, ValueError):
@@ -37,11 +37,6 @@ def yaw_edges(text: str) -> tuple[float, float]:
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"expected two increasing degrees in (0, 90) like 15,30 ({error})") from None
     return low, high
-
-
-def still(synth: SynthConfig) -> SynthConfig:
-    """The synthetic data without within-clip head turns or camera motion (the data before 2026-12)."""
-    return replace(synth, head_motion_deg=0.0, camera_motion=0.0)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +73,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     config = preset_config(args.preset, model=args.model, seed=args.seed)
     config = replace(config, data=replace(config.data, source=args.data))
     if getattr(args, "still", False):
-        config = replace(config, data=replace(config.data, synth=still(config.data.synth)))
+        config = replace(config, data=replace(config.data, synth=config.data.synth.still()))
     if args.uncertainty:
         config = replace(config, net=replace(config.net, uncertainty=args.uncertainty))
     if getattr(args, "no_reference_path", False):

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.cli.common import positive_int, still
+from bench.cli.common import positive_int
 from bench.config import PRESETS, preset_config
 
 _PREPARE_LAYOUTS = ("folder", "hdtf", "mead")  # bench.data.prepare.LAYOUTS, listed here so --help loads no data stack
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_command == "synth":
         config = preset_config(args.preset, seed=args.seed)
         try:
-            settings = still(config.data.synth) if args.still else config.data.synth
+            settings = config.data.synth.still() if args.still else config.data.synth
             motion = {name: value for name, value in (("head_motion_deg", args.head_motion),
                                                       ("camera_motion", args.camera_motion)) if value is not None}
             settings = replace(settings, conditions=args.conditions, **motion)
