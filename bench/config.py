@@ -84,6 +84,8 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    # fraction of the steps over which the lr rises linearly from lr / n to lr before the cosine decay; 0: none
+    warmup: float = 0.0
     grad_accum: int = 1  # micro-batches per optimiser step
     log_every: int = 25
     save_every: int = 100  # last.pt is rewritten this often
@@ -114,6 +116,9 @@ class EvalConfig:
     sync: str = "local"  # "local": LSE with the project's own SyncNet expert (trained, cached); "none"
     sync_steps: int = 1500  # training steps of that expert (held-out sync accuracy 0.90/0.86/0.85, seeds 0/1/2)
     sync_lr: float = 1e-3  # its learning rate (2e-3 does not train; baselines/syncnet.py docstring)
+    # its lr warm-up (fraction of sync_steps): without it, one seed in three never left the BCE plateau on the
+    # moving default data (baselines/syncnet.py docstring)
+    sync_warmup: float = 0.1
     official_sync: bool = True  # also lse_c / lse_d with the official SyncNet, when its weights are provisioned
 
 
@@ -188,6 +193,17 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
             train=TrainConfig(steps=200_000, batch_size=24, lr=1e-4),
         )
     return base
+
+
+def sync_expert_config(config: RunConfig, steps: int | None = None) -> RunConfig:
+    """The config the project's lip-sync expert (``syncnet``) trains with beside a run of ``config``: the same data,
+    image size and widths, the expert's schedule (``eval.sync_steps`` or ``steps``, ``sync_lr``, ``sync_warmup``),
+    and none of the generator's losses or switches, so every generator of a seed shares one cached expert."""
+    return replace(config, model="syncnet",
+                   net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0, perceptual_weight=0.0,
+                               reference_path=True),
+                   train=replace(config.train, steps=steps or config.eval.sync_steps, lr=config.eval.sync_lr,
+                                 warmup=config.eval.sync_warmup, sync_expert=""))
 
 
 def pose_bins(yaw_edges: tuple[float, float] = (15.0, 30.0)) -> tuple[tuple[str, float, float], ...]:

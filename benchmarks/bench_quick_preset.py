@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from bench.blocks import adaat
 from bench.blocks.masks import mask_lower_half
-from bench.config import RunConfig, preset_config
+from bench.config import RunConfig, preset_config, sync_expert_config
 from bench.data.frames import TrainSampler
 from bench.data.load import load_data, prepare_split
 from bench.models import build_model, model_class
@@ -81,8 +81,7 @@ class _ReferenceSampler(TrainSampler):
 def _config(model: str) -> RunConfig:
     config = preset_config("quick", model=model)
     if model == "syncnet":  # as bench run trains the expert
-        config = replace(config, net=replace(config.net, uncertainty="none"),
-                         train=replace(config.train, steps=config.eval.sync_steps, lr=config.eval.sync_lr))
+        config = sync_expert_config(config)
     return config
 
 

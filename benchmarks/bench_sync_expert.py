@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from baselines.syncnet import EmbeddingNorm, SyncNet, SyncSampler, make_sync_batch  # noqa: E402
 from baselines.wav2lip import ConvBlock, MelEncoder, level_sizes  # noqa: E402
 from bench.api import SYNC_WINDOW, ModelConfig, generated_rows  # noqa: E402
-from bench.config import RunConfig, preset_config  # noqa: E402
+from bench.config import RunConfig, preset_config, sync_expert_config  # noqa: E402
 from bench.data.load import load_data, prepare_split  # noqa: E402
 from bench.metrics.sync import clip_sync  # noqa: E402
 from bench.models import build_model  # noqa: E402
@@ -86,13 +86,11 @@ class OldSampler(SyncSampler):
 OldSyncNet.sampler_class = OldSampler
 
 
-def expert_config(seed: int, steps: int | None, lr: float | None) -> RunConfig:
-    """The config `bench run` trains the expert with (bench/harness/run.py), optionally re-scheduled."""
-    config = preset_config("quick", model="syncnet", seed=seed)
-    return replace(config, net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0,
-                                       perceptual_weight=0.0),
-                   train=replace(config.train, steps=steps or config.eval.sync_steps, lr=lr or config.eval.sync_lr,
-                                 sync_expert=""))
+def expert_config(seed: int, steps: int | None, lr: float | None, warmup: float | None = None) -> RunConfig:
+    """The config `bench run` trains the expert with (``bench.config.sync_expert_config``), optionally re-scheduled."""
+    config = sync_expert_config(preset_config("quick", seed=seed), steps=steps)
+    return replace(config, train=replace(config.train, lr=lr or config.train.lr,
+                                         warmup=config.train.warmup if warmup is None else warmup))
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -152,7 +150,7 @@ def step_seconds(train_clips: list, steps: int, rounds: int) -> dict[str, float]
 
 def run_one(name: str, seed: int, args: argparse.Namespace, train_clips: list, test_clips: list) -> dict[str, float]:
     config = expert_config(seed, args.old_steps if name == "old" else args.steps,
-                           args.old_lr if name == "old" else args.lr)
+                           args.old_lr if name == "old" else args.lr, 0.0 if name == "old" else args.warmup)
     if name == "old":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -172,7 +170,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace, train_clips: list, t
           f"train acc {result['train_acc']:.3f}  "
           f"lse_c_local gt {result['lse_c_gt']:.3f} / shifted {result['lse_c_shift']:.3f}  "
           f"offset 0 on {result['offset0']:.2f} of clips  train {seconds:.1f} s "
-          f"({config.train.steps} steps, lr {config.train.lr:g}, load {os.getloadavg()[0]:.1f})", flush=True)
+          f"({config.train.steps} steps, lr {config.train.lr:g}, warm-up {config.train.warmup:g}, "
+          f"load {os.getloadavg()[0]:.1f})", flush=True)
     return result
 
 
@@ -182,6 +181,8 @@ def main() -> int:
     parser.add_argument("--old", action="store_true", help="also train the previous design, same process")
     parser.add_argument("--steps", type=int, default=None, help="default: the quick preset's eval.sync_steps")
     parser.add_argument("--lr", type=float, default=None, help="default: the quick preset's eval.sync_lr")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="lr warm-up as a fraction of the steps (default: the quick preset's eval.sync_warmup)")
     parser.add_argument("--old-steps", type=int, default=1000)
     parser.add_argument("--old-lr", type=float, default=2e-4)
     parser.add_argument("--pairs", type=int, default=2000, help="held-out pairs (half in sync)")

@@ -24,12 +24,15 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.api import capabilities
+    from bench.config import sync_expert_config
     from bench.data.load import load_data, prepare_split
     from bench.models import build_model, model_class
     from bench.training.distributed import init_distributed, pick_device
     from bench.training.loop import TrainError, train
 
     config = config_from_args(args)
+    if capabilities(model_class(args.model)).kind == "sync_expert":  # the expert `bench run` trains and caches
+        config = sync_expert_config(config, steps=args.steps)
     out = args.out or Path("runs") / "train" / f"{args.model}-{args.preset}-seed{args.seed}"
     is_generator = capabilities(model_class(args.model)).generator
     if config.net.sync_weight > 0 and not config.train.sync_expert and is_generator:

@@ -23,7 +23,7 @@ from bench.api import capabilities
 from bench.cache import cache_root
 from bench.data.clips import Dataset
 from bench.data.load import load_data, prepare_split
-from bench.config import RunConfig
+from bench.config import RunConfig, sync_expert_config
 from bench.files import file_sha256, locked, stable_hash
 from bench.errors import BenchError
 from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summarise
@@ -47,8 +47,16 @@ class RunError(BenchError, ValueError):
     pass
 
 
+# Training settings added after checkpoints were cached, with the value that reproduces the earlier training: at
+# that value a setting stays out of the key, so those checkpoints keep their keys.
+_TRAIN_ADDED_LATER = {"warmup": 0.0}
+
+
 def checkpoint_key(config: RunConfig, data_hash: str) -> str:
     train = dataclasses.asdict(config.train)
+    for name, legacy in _TRAIN_ADDED_LATER.items():
+        if train[name] == legacy:
+            del train[name]
     if train["sync_expert"]:  # the expert's content, not where this machine keeps it
         train["sync_expert"] = file_sha256(Path(train["sync_expert"]))
     return stable_hash({"model": config.model, "net": dataclasses.asdict(config.net),
@@ -150,11 +158,7 @@ def run(config: RunConfig, out_dir: str | Path | None = None, checkpoint: str | 
             # The project's own SyncNet expert on the same data, trained and cached once: the lip-sync
             # scorer, and the generator's sync loss when that is on and no expert was named.
             # Keyed on what the expert uses (image size, widths, data, training), not on the generator's losses.
-            sync_config = replace(config, model="syncnet",
-                                  net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0,
-                                              perceptual_weight=0.0, reference_path=True),
-                                  train=replace(config.train, steps=config.eval.sync_steps, lr=config.eval.sync_lr,
-                                                sync_expert=""))
+            sync_config = sync_expert_config(config)
             expert, _, manifest["sync_expert"] = ranks.together(obtain_model, sync_config, dataset, None, device,
                                                                 progress, ranks)
             if config.net.sync_weight > 0 and not config.train.sync_expert:

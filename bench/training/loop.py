@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,15 @@ def _optimiser(model: nn.Module, config: RunConfig) -> tuple[torch.optim.Optimiz
     # (the same kernels per tensor), and what torch picks by default on CUDA anyway
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
                                  foreach=True)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, settings.steps))
-    return optimizer, schedule
+    steps = max(1, settings.steps)
+    warmup = round(settings.warmup * settings.steps)
+    if warmup <= 0:
+        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+
+    def factor(step: int) -> float:  # linear warm-up over `warmup` steps times the same cosine decay
+        return min(1.0, (step + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def memory_format(model: nn.Module, device: torch.device) -> torch.memory_format:

@@ -1,0 +1,98 @@
+"""The learning-rate warm-up (``train.warmup``): its schedule, exact resume, the cache keys it leaves alone, and
+the lip-sync expert's use of it (``eval.sync_warmup``)."""
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.config import preset_config, sync_expert_config
+from bench.harness.run import checkpoint_key
+from bench.models import build_model
+from bench.training.loop import _optimiser, load_checkpoint, train
+from train_fixtures import fake_clips, tiny_config
+
+
+def _lrs(config, steps: int) -> list[float]:
+    optimizer, schedule = _optimiser(torch.nn.Linear(2, 2), config)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return lrs
+
+
+def test_warmup_rises_linearly_then_follows_the_cosine():
+    config = tiny_config(steps=40, warmup=0.25)  # 10 warm-up steps
+    lrs = _lrs(config, 40)
+    base = config.train.lr
+    cosine = [0.5 * base * (1 + math.cos(math.pi * step / 40)) for step in range(40)]
+    for step in range(10):  # lr / 10, 2 lr / 10, ... times the cosine
+        assert lrs[step] == pytest.approx((step + 1) / 10 * cosine[step], rel=1e-9)
+    assert lrs[10:] == pytest.approx(cosine[10:], rel=1e-9)
+    assert lrs[0] < lrs[5] < lrs[9]
+
+
+def test_no_warmup_is_the_plain_cosine_schedule():
+    config = tiny_config(steps=12)
+    assert config.train.warmup == 0.0
+    optimizer, schedule = _optimiser(torch.nn.Linear(2, 2), config)
+    assert isinstance(schedule, torch.optim.lr_scheduler.CosineAnnealingLR)
+    # a warm-up shorter than half a step rounds to none
+    assert isinstance(_optimiser(torch.nn.Linear(2, 2), tiny_config(steps=4, warmup=0.1))[1],
+                      torch.optim.lr_scheduler.CosineAnnealingLR)
+
+
+def test_kill_and_resume_with_warmup_equals_a_straight_run(tmp_path):
+    config, clips = tiny_config(steps=6, warmup=0.5), fake_clips()
+    torch.manual_seed(0)
+    straight, _ = train(build_model("julnet", config.net), clips, config, progress=False, out_dir=tmp_path / "a")
+    torch.manual_seed(0)
+    train(build_model("julnet", config.net), clips, config, progress=False, out_dir=tmp_path / "b", stop_after=2)
+    resumed, state = train(build_model("julnet", config.net), clips, config, progress=False,
+                           out_dir=tmp_path / "b", resume=True)
+    assert state["step"] == 6
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    _, saved, _ = load_checkpoint(tmp_path / "b" / "final.pt")
+    assert saved.train.warmup == 0.5
+
+
+def test_cache_keys_without_warmup_are_those_from_before_the_setting():
+    config = preset_config("quick")
+    key = checkpoint_key(config, "data")
+    warm = checkpoint_key(replace(config, train=replace(config.train, warmup=0.1)), "data")
+    assert warm != key
+    # the key of a run without warm-up is the hash of the settings as they were before the field existed
+    import dataclasses
+
+    from bench.files import stable_hash
+
+    train_settings = dataclasses.asdict(config.train)
+    del train_settings["warmup"]
+    assert key == stable_hash({"model": config.model, "net": dataclasses.asdict(config.net), "train": train_settings,
+                               "seed": config.seed, "data": "data"})
+
+
+def test_the_expert_warms_up_and_generators_do_not():
+    config = preset_config("quick", model="dinet", seed=2)
+    assert config.train.warmup == 0.0
+    expert = sync_expert_config(config)
+    assert expert.model == "syncnet" and expert.seed == 2
+    assert (expert.train.steps, expert.train.lr, expert.train.warmup) == (
+        config.eval.sync_steps, config.eval.sync_lr, config.eval.sync_warmup)
+    assert expert.train.warmup > 0
+    # the expert's key ignores the generator's own switches: every generator of a seed shares it
+    other = replace(config, model="julnet", net=replace(config.net, reference_path=False, uncertainty="lun1"))
+    assert checkpoint_key(sync_expert_config(other), "d") == checkpoint_key(expert, "d")
+
+
+def test_bench_train_trains_the_expert_with_its_own_schedule(tmp_path):
+    out = tmp_path / "expert"
+    assert main(["train", "--model", "syncnet", "--preset", "smoke", "--out", str(out), "--no-progress"]) == 0
+    _, saved, state = load_checkpoint(out / "final.pt")
+    smoke = preset_config("smoke")
+    assert saved == sync_expert_config(replace(smoke, model="syncnet"))
+    assert state["step"] == smoke.eval.sync_steps != smoke.train.steps
