@@ -14,7 +14,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Mapping
 
 import numpy as np
 
@@ -83,6 +83,13 @@ def stable_hash(payload: Any, length: int = 12) -> str:
     """Cache key of a JSON-able payload: the first ``length`` hex digits of sha256 over its sorted JSON."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def without_legacy(settings: dict[str, Any], added_later: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` without each setting of ``added_later`` that holds its legacy value (the one every earlier
+    cached artefact was made with), so a cache key made from them stays what it was before the setting existed."""
+    return {name: value for name, value in settings.items()
+            if not (name in added_later and value == added_later[name])}
 
 
 @contextlib.contextmanager

@@ -31,10 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from bench.training.loop import TrainError, train
 
     config = config_from_args(args)
-    if capabilities(model_class(args.model)).kind == "sync_expert":  # the expert `bench run` trains and caches
+    declared = capabilities(model_class(args.model))
+    if declared.kind == "sync_expert":  # the expert `bench run` trains and caches
         config = sync_expert_config(config, steps=args.steps)
     out = args.out or Path("runs") / "train" / f"{args.model}-{args.preset}-seed{args.seed}"
-    is_generator = capabilities(model_class(args.model)).generator
+    is_generator = declared.generator
     if config.net.sync_weight > 0 and not config.train.sync_expert and is_generator:
         raise TrainError("--sync-weight > 0 needs --sync-expert PATH (train one: bench train --model syncnet)")
     blocker = next((path for path in (out, *out.parents) if path.exists()), None)

@@ -24,7 +24,7 @@ from bench.cache import cache_root
 from bench.data.clips import Dataset
 from bench.data.load import load_data, prepare_split
 from bench.config import RunConfig, sync_expert_config
-from bench.files import file_sha256, locked, stable_hash
+from bench.files import file_sha256, locked, stable_hash, without_legacy
 from bench.errors import BenchError
 from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summarise
 from bench.metrics.dynamics import dynamics_block
@@ -53,10 +53,7 @@ _TRAIN_ADDED_LATER = {"warmup": 0.0}
 
 
 def checkpoint_key(config: RunConfig, data_hash: str) -> str:
-    train = dataclasses.asdict(config.train)
-    for name, legacy in _TRAIN_ADDED_LATER.items():
-        if train[name] == legacy:
-            del train[name]
+    train = without_legacy(dataclasses.asdict(config.train), _TRAIN_ADDED_LATER)
     if train["sync_expert"]:  # the expert's content, not where this machine keeps it
         train["sync_expert"] = file_sha256(Path(train["sync_expert"]))
     return stable_hash({"model": config.model, "net": dataclasses.asdict(config.net),

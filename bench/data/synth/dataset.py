@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.cache import cache_root
-from bench.files import stable_hash
+from bench.files import stable_hash, without_legacy
 from bench.config import SynthConfig  # the data's settings live with every other config
 from bench.data.clips import Clip, Dataset, manifest_entry, open_dataset, save_clip, write_manifest
 from .audio import synthesize
@@ -245,11 +245,7 @@ _ADDED_LATER = {"head_motion_deg": 0.0, "camera_motion": 0.0, "conditions": ()}
 def config_hash(config: SynthConfig) -> str:
     """Cache key: first 12 hex digits of sha256 over the config, the generator version and numpy's major
     version (renderings under numpy 1.26 and 2.x differ by a few grey levels in some pixels)."""
-    settings = asdict(config)
-    for name, legacy in _ADDED_LATER.items():
-        if settings[name] == legacy:
-            del settings[name]
-    return stable_hash({"config": settings, "version": GENERATOR_VERSION,
+    return stable_hash({"config": without_legacy(asdict(config), _ADDED_LATER), "version": GENERATOR_VERSION,
                         "numpy": np.__version__.split(".")[0]})
 
 
