@@ -54,7 +54,10 @@ seed 1's expert on its BCE plateau (0.60 after 1500 steps; LSE-C on the ground t
 shifted 0.061: blind). A linear lr warm-up over the first 10% of the steps (``eval.sync_warmup``) trains all
 three seeds: held-out accuracy 0.877 / 0.824 / 0.809, AUC 0.94 / 0.91 / 0.90, LSE-C ground truth 0.72 / 0.58 /
 0.56 against 0.21 / 0.20 / 0.18 with the audio shifted (seeds 0 / 1 / 2, one thread; without warm-up seeds 0
-and 2 reached 0.60 and 0.53 against 0.23 and 0.19).
+and 2 reached 0.60 and 0.53 against 0.23 and 0.19). Mirroring half the training windows (``SyncSampler``; revision 1)
+lifts held-out accuracy to 0.878 / 0.857 / 0.849 and AUC to 0.947 / 0.918 / 0.915, LSE-C on the ground truth to
+0.76 / 0.67 / 0.56 (0.20 / 0.21 / 0.19 shifted); the gap between training and held-out pairs shrinks from 0.08 to 0.02 on
+seeds 1 and 2 (training-pair accuracy 0.88 / 0.87 from 0.91 / 0.90) and stays at 0.04 on seed 0.
 """
 from __future__ import annotations
 
@@ -129,9 +132,16 @@ def make_sync_batch(clips: list[ClipFrames], batch_size: int, generator: torch.G
 
 
 class SyncSampler:
-    """``TrainSampler``'s interface over ``make_sync_batch``; ``n_refs`` is accepted and unused."""
+    """``TrainSampler``'s interface over ``make_sync_batch``; ``n_refs`` is accepted and unused.
+
+    Each training window is mirrored left-right with probability 1/2 (all five frames alike; the mel is
+    untouched): a mouth is near-symmetric, so a mirrored window is another in-sync or shifted example of
+    the same speech (lip-reading training commonly flips for the same reason). The held-out pairs of
+    ``make_sync_batch`` and all scoring are never flipped.
+    """
 
     group = SYNC_GROUP
+    mirror = True
 
     def __init__(self, clips: list[ClipFrames], n_refs: int = 0, seed: int = 0) -> None:
         if not any(clip.n_frames >= MIN_SYNC_CLIP_FRAMES for clip in clips):
@@ -140,7 +150,12 @@ class SyncSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        return make_sync_batch(self.clips, batch_size, self.generator, device, group=self.group)
+        batch = make_sync_batch(self.clips, batch_size, self.generator, device, group=self.group)
+        if self.mirror:  # drawn from the sampler's own generator: the stream stays exact on resume
+            flip = (torch.rand(batch_size, generator=self.generator) < 0.5).to(batch["frames"].device)
+            batch["frames"] = torch.where(flip[:, None, None, None, None], batch["frames"].flip(-1), batch["frames"])
+            batch["mirrored"] = flip
+        return batch
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}
@@ -225,6 +240,7 @@ class SyncNet(nn.Module):
     kind = "sync_expert"  # declared capabilities (bench.api)
     trainable = True
     sampler_class = SyncSampler
+    revision = 1  # 1: training windows mirrored (SyncSampler); 0 had none
     make_sync_batch = staticmethod(make_sync_batch)
 
     def __init__(self, config: ModelConfig, embed_dim: int = 128) -> None:

@@ -25,7 +25,10 @@ Capabilities are declared, not probed: each model class states them as class att
 * ``trainable``: whether ``bench train`` / ``bench run`` train it;
 * ``sampler_class`` (optional): the batch sampler its ``training_loss`` needs, with
   ``TrainSampler``'s interface (``cls(clips, n_refs, seed)``, ``sample``, ``state_dict``,
-  ``load_state_dict``); ``None`` means the harness's default sampler.
+  ``load_state_dict``); ``None`` means the harness's default sampler;
+* ``revision`` (optional, default 0): raised when a change to the class's code changes what training
+  produces under the same config, so the harness stops reusing cached checkpoints (and experiment runs
+  scored with them) of the earlier revision.
 
 and the harness reads them through ``capabilities(model_or_class)`` only.
 """
@@ -88,6 +91,7 @@ class Capabilities:
     kind: str
     trainable: bool
     sampler_class: type | None = None
+    revision: int = 0
 
     @property
     def generator(self) -> bool:
@@ -108,8 +112,9 @@ def capabilities(model_or_class: Any) -> Capabilities:
                         "(see bench.api: every model class states its capabilities)")
     if cls.kind not in MODEL_KINDS:
         raise TypeError(f"{cls.__qualname__}.kind is {cls.kind!r}; expected one of {', '.join(MODEL_KINDS)}")
-    # sampler_class is the one optional declaration: None means the harness's default sampler.
-    return Capabilities(kind=cls.kind, trainable=bool(cls.trainable), sampler_class=getattr(cls, "sampler_class", None))
+    # Optional declarations: no sampler_class means the harness's default sampler; no revision, revision 0.
+    return Capabilities(kind=cls.kind, trainable=bool(cls.trainable), sampler_class=getattr(cls, "sampler_class", None),
+                        revision=int(getattr(cls, "revision", 0)))
 
 
 class Declared(Protocol):

@@ -11,7 +11,7 @@ the shared training loop, ``SyncNet.sampler_class``), then scores the test split
 ``--old`` also trains the previous design (five lower halves stacked on channels, BCE only) in the same
 process, so the time ratio is measured under the same machine load.
 
-Usage: python benchmarks/bench_sync_expert.py [--seeds 0 1 2] [--old] [--steps N] [--lr LR]
+Usage: python benchmarks/bench_sync_expert.py [--seeds 0 1 2] [--old] [--steps N] [--lr LR] [--no-mirror]
 """
 from __future__ import annotations
 
@@ -81,6 +81,7 @@ class OldSyncNet(nn.Module):
 
 class OldSampler(SyncSampler):
     group = 1  # the old stream: every row picks its own clip
+    mirror = False  # and no mirrored windows
 
 
 OldSyncNet.sampler_class = OldSampler
@@ -183,6 +184,8 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=None, help="default: the quick preset's eval.sync_lr")
     parser.add_argument("--warmup", type=float, default=None,
                         help="lr warm-up as a fraction of the steps (default: the quick preset's eval.sync_warmup)")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="train without mirrored windows (the expert before revision 1), for the side-by-side")
     parser.add_argument("--old-steps", type=int, default=1000)
     parser.add_argument("--old-lr", type=float, default=2e-4)
     parser.add_argument("--pairs", type=int, default=2000, help="held-out pairs (half in sync)")
@@ -191,6 +194,8 @@ def main() -> int:
     parser.add_argument("--shift", type=int, default=25,
                         help="audio roll in frames for the floor row (beyond the +-15 offset search)")
     args = parser.parse_args()
+    if args.no_mirror:
+        SyncSampler.mirror = False
     torch.set_num_threads(max(1, torch.get_num_threads()))
     config = expert_config(0, None, None)
     print(f"cpu threads {torch.get_num_threads()}, load average {os.getloadavg()}", flush=True)

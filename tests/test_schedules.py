@@ -76,6 +76,32 @@ def test_cache_keys_without_warmup_are_those_from_before_the_setting():
                                "seed": config.seed, "data": "data"})
 
 
+def test_a_model_revision_moves_its_cache_keys_and_revision_0_keeps_the_old_ones(monkeypatch):
+    import dataclasses
+
+    from baselines.syncnet import SyncNet
+    from bench.files import stable_hash
+    from bench.harness.experiment import _key
+
+    expert = sync_expert_config(preset_config("quick"))
+    generator = preset_config("quick", model="wav2lip")
+    new_expert, new_generator_cell = checkpoint_key(expert, "d"), _key(generator)
+    generator_checkpoint = checkpoint_key(generator, "d")
+    assert SyncNet.revision >= 1 and expert.train.warmup > 0
+    monkeypatch.setattr(SyncNet, "revision", 0)
+    old_expert = checkpoint_key(expert, "d")
+    # revision 0 is the key as it was before revisions existed (cached checkpoints and experiment runs keep theirs)
+    assert old_expert == stable_hash({"model": "syncnet", "net": dataclasses.asdict(expert.net),
+                                      "train": dataclasses.asdict(expert.train),
+                                      "seed": expert.seed, "data": "d"})
+    assert _key(generator) == stable_hash(generator.to_dict(), length=16)
+    # a new expert revision retrains the expert, and redoes every experiment run it scored
+    assert new_expert != old_expert
+    assert new_generator_cell != _key(generator)
+    # a generator's checkpoint does not depend on the expert's code (it does not train with it at this preset)
+    assert checkpoint_key(generator, "d") == generator_checkpoint
+
+
 def test_the_expert_warms_up_and_generators_do_not():
     config = preset_config("quick", model="dinet", seed=2)
     assert config.train.warmup == 0.0

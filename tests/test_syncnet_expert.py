@@ -91,6 +91,28 @@ def test_grouped_batches_keep_the_pair_contract_and_name_clip_and_centre():
         make_sync_batch(clips, 4, torch.Generator(), group=0)
 
 
+def test_training_windows_are_mirrored_half_the_time_and_the_held_out_pairs_never():
+    clips = _clips(3, 32, seed=4)
+    sampler = SyncSampler(clips, seed=5)
+    batch = sampler.sample(64)
+    plain = make_sync_batch(clips, 64, torch.Generator().manual_seed(5), group=SYNC_GROUP)
+    assert all(torch.equal(batch[k], plain[k]) for k in ("mel", "label", "offset", "clip", "centre"))
+    mirrored = batch["mirrored"]
+    assert 16 < int(mirrored.sum()) < 48  # about half of 64
+    # a mirrored row is its window flipped left-right, all five frames alike; the others are untouched
+    assert torch.equal(batch["frames"][mirrored], plain["frames"][mirrored].flip(-1))
+    assert torch.equal(batch["frames"][~mirrored], plain["frames"][~mirrored])
+    assert not torch.equal(plain["frames"][mirrored].flip(-1), plain["frames"][mirrored])
+    # the crop is centred, so the expert sees the mirrored crop of the same mouth
+    window = plain["frames"][:1]
+    assert torch.equal(mouth_crop(window.flip(-1)), mouth_crop(window).flip(-1))
+    # the stream, flips included, resumes exactly from the sampler's state
+    state = sampler.state_dict()
+    following = sampler.sample(16)
+    sampler.load_state_dict(state)
+    assert all(torch.equal(following[k], v) for k, v in sampler.sample(16).items())
+
+
 def test_contrastive_term_matches_a_reference_and_leaves_out_masked_candidates():
     gen = torch.Generator().manual_seed(0)
     visual = F.normalize(torch.randn(4, 8, generator=gen), dim=1)
