@@ -206,10 +206,10 @@ def preset_config(preset: str, model: str = "julnet", seed: int = 0) -> RunConfi
 def sync_expert_config(config: RunConfig, steps: int | None = None) -> RunConfig:
     """The config the project's lip-sync expert (``syncnet``) trains with beside a run of ``config``: the same data,
     image size and widths, the expert's schedule (``eval.sync_steps`` or ``steps``, ``sync_lr``, ``sync_warmup``),
-    and none of the generator's losses or switches, so every generator of a seed shares one cached expert."""
+    and none of the generator's settings (losses, switches, references, histogram bins: every other field at its
+    default), so every generator of a seed, whatever its settings, is judged by one cached expert."""
     return replace(config, model="syncnet",
-                   net=replace(config.net, uncertainty="none", gan_weight=0.0, sync_weight=0.0, perceptual_weight=0.0,
-                               reference_path=True),
+                   net=ModelConfig(image_size=config.net.image_size, channels=config.net.channels, uncertainty="none"),
                    train=replace(config.train, steps=steps or config.eval.sync_steps, lr=config.eval.sync_lr,
                                  warmup=config.eval.sync_warmup, sync_expert=""))
 

@@ -135,8 +135,9 @@ metrics = ["psnr", "ssim"]
     monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "toy"
     argv = ["experiment", "toy", "--preset", "smoke", "--seeds", "2", "--out", str(out)]
-    assert main(argv) == 0
+    assert main(argv + ["--no-report"]) == 0
     printed = capsys.readouterr().out
+    assert "report:" not in printed and not (tmp_path / "reports").exists()
     result = json.loads((out / "experiment.json").read_text())
     assert [r["status"] for r in result["runs"]] == ["ran"] * 4
     assert {t["metric"] for t in result["tests"]} == {"psnr", "ssim"}
@@ -145,7 +146,7 @@ metrics = ["psnr", "ssim"]
 
     manifests = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/manifest.json")}
     (out / "runs" / "paste-seed1" / "experiment-cell.json").unlink()  # as if killed before it was recorded
-    assert main(argv + ["--report", "--reports", str(tmp_path / "reports")]) == 0
+    assert main(argv + ["--reports", str(tmp_path / "reports")]) == 0  # the report is rendered by default
     result = json.loads((out / "experiment.json").read_text())
     assert [r["status"] for r in result["runs"]] == ["reused", "reused", "reused", "ran"]
     report = next((tmp_path / "reports").glob("experiment-*.html")).read_text(encoding="utf-8")
@@ -164,9 +165,16 @@ def test_every_declared_experiment_runs_at_the_smoke_preset(name, tmp_path, monk
     smoke preset with two seeds, and a verdict for every claim."""
     monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
     out = tmp_path / name
-    assert main(["experiment", name, "--preset", "smoke", "--seeds", "2", "--out", str(out)]) == 0
+    reports = tmp_path / "reports"
+    assert main(["experiment", name, "--preset", "smoke", "--seeds", "2", "--out", str(out), "--reports", str(reports)]) == 0
     result = json.loads((out / "experiment.json").read_text())
     experiment = load_experiment(name)
+    # the comparison report: the first seed's runs side by side, or both seeds' runs for a one-run experiment
+    report = next(reports.glob("experiment-*.html")).read_text(encoding="utf-8")
+    assert "Claims" in report and experiment.claims[0].text in report
+    assert all(r.model in report for r in experiment.runs)
+    if len(experiment.runs) == 1:  # two runs of one model are labelled by their directories
+        assert f"{experiment.runs[0].label}-seed1" in report
     assert len(result["runs"]) == 2 * len(experiment.runs) and {r["status"] for r in result["runs"]} == {"ran"}
     assert [c["claim"] for c in result["claims"]] == [c.text for c in experiment.claims]
     verdicts = {"supported", "contradicted", "inconclusive", "untestable"}

@@ -113,6 +113,12 @@ def test_the_expert_warms_up_and_generators_do_not():
     # the expert's key ignores the generator's own switches: every generator of a seed shares it
     other = replace(config, model="julnet", net=replace(config.net, reference_path=False, uncertainty="lun1"))
     assert checkpoint_key(sync_expert_config(other), "d") == checkpoint_key(expert, "d")
+    # nor any other generator setting (the bins experiment's B = 5 and 21 are judged by B = 11's expert)
+    for change in ({"hist_bins": 5}, {"n_refs": 1}, {"lun2_weight": 0.5}, {"mouth_weight": 2.0}, {"gan_weight": 1.0}):
+        assert sync_expert_config(replace(config, net=replace(config.net, **change))) == expert, change
+    # the expert's own size settings do reach it
+    wider = replace(config, net=replace(config.net, channels=2 * config.net.channels))
+    assert checkpoint_key(sync_expert_config(wider), "d") != checkpoint_key(expert, "d")
 
 
 def test_bench_train_trains_the_expert_with_its_own_schedule(tmp_path):

@@ -21,9 +21,11 @@ def add_parser(commands: Any) -> None:
                                                  "rerun the same command to continue a killed experiment")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="runs in parallel processes (one GPU each when GPUs are present)")
-    parser.add_argument("--report", action="store_true",
-                        help="also render the comparison report (claims first, then the first seed's runs side by "
-                             "side) into the reports folder and list it in its index.html")
+    parser.add_argument("--no-report", dest="report", action="store_false",
+                        help="skip the comparison report (claims first, then the first seed's runs side by side, or "
+                             "every seed's run for an experiment of one run), rendered by default into the reports "
+                             "folder and listed in its index.html")
+    parser.add_argument("--report", action="store_true", default=True, help=argparse.SUPPRESS)  # the default; old scripts pass it
     parser.add_argument("--reports", type=Path, metavar="DIR", help="the reports folder to list it in (default reports/)")
 
 
@@ -62,6 +64,8 @@ def _report(result: dict, out: Path, reports: Path | None) -> Path:
 
     first_seed = min(r["seed"] for r in result["runs"])
     first = [Path(r["run_dir"]) for r in result["runs"] if r["seed"] == first_seed]
+    if len(first) < 2:  # an experiment of one run (dynamics): its seeds side by side, the first as the baseline
+        first = [Path(r["run_dir"]) for r in sorted(result["runs"], key=lambda r: r["seed"])]
     comparison = compare(first, resamples=500)
     meta = {**compare_meta(comparison.runs, comparison.baseline), "kind": "experiment",
             "title": f"{result['name']} experiment ({result['preset']}, {result['seeds']} seeds)"}
