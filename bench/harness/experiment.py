@@ -27,7 +27,7 @@ from bench.config import RunConfig, from_dict, preset_config
 from bench.errors import BenchError
 from bench.harness.claims import claims_markdown, evaluate_claims
 from bench.metrics.dynamics import CONDITION_BITS
-from bench.files import stable_hash, write_json
+from bench.files import stable_hash, without_legacy, write_json
 from bench.models import model_class
 
 log = logging.getLogger(__name__)
@@ -136,14 +136,12 @@ def run_config(spec: RunSpec, preset: str, data: str, seed: int, synth: dict[str
 
 
 def _key(config: RunConfig) -> str:
-    settings = config.to_dict()
     # The code revisions of the run's model and of the lip-sync expert that scores it (bench.api): a finished run
-    # made by an earlier revision is redone, so a claim never pairs runs judged by different experts.
-    revisions = {name: capabilities(model_class(name)).revision for name in sorted({config.model, "syncnet"})}
-    revisions = {name: revision for name, revision in revisions.items() if revision}
-    if revisions:  # none: the key of every run made before revisions existed
-        settings["revisions"] = revisions
-    return stable_hash(settings, length=16)
+    # made by an earlier revision is redone, so a claim never pairs runs judged by different experts. Revision 0 and
+    # no revisions at all are the legacy values: runs made before revisions existed keep their keys.
+    revisions = without_legacy({name: capabilities(model_class(name)).revision
+                                for name in sorted({config.model, "syncnet"})}, dict.fromkeys((config.model, "syncnet"), 0))
+    return stable_hash(without_legacy({**config.to_dict(), "revisions": revisions}, {"revisions": {}}), length=16)
 
 
 def _done(run_dir: Path, key: str) -> bool:

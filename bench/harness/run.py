@@ -56,12 +56,10 @@ def checkpoint_key(config: RunConfig, data_hash: str) -> str:
     train = without_legacy(dataclasses.asdict(config.train), _TRAIN_ADDED_LATER)
     if train["sync_expert"]:  # the expert's content, not where this machine keeps it
         train["sync_expert"] = file_sha256(Path(train["sync_expert"]))
-    settings = {"model": config.model, "net": dataclasses.asdict(config.net),
-                "train": train, "seed": config.seed, "data": data_hash}
-    revision = capabilities(model_class(config.model)).revision
-    if revision:  # revision 0 stays out of the key: checkpoints cached before revisions existed keep theirs
-        settings["revision"] = revision
-    return stable_hash(settings)
+    # revision 0 is the legacy value: checkpoints cached before models declared revisions keep their keys
+    return stable_hash(without_legacy({"model": config.model, "net": dataclasses.asdict(config.net), "train": train,
+                                       "seed": config.seed, "data": data_hash,
+                                       "revision": capabilities(model_class(config.model)).revision}, {"revision": 0}))
 
 
 @dataclass
