@@ -58,6 +58,21 @@ def test_kill_and_resume_is_bit_identical_to_a_straight_run(tmp_path, critics, r
     assert not torch.equal(_weights(different), _weights(straight))
 
 
+def test_resume_ignores_evaluation_settings_but_not_training_ones(tmp_path):
+    """A training killed before an upgrade that moved an evaluation default (eval.sync_steps did) resumes: the
+    cache key leaves eval out, so the interrupted last.pt sits where the new run looks for it."""
+    config, clips = tiny_config(steps=4), fake_clips()
+    straight, _ = train(_fresh(config), clips, config, progress=False, out_dir=tmp_path / "a")
+    train(_fresh(config), clips, config, progress=False, out_dir=tmp_path / "b", stop_after=2)
+    later = replace(config, preset="standard", eval=replace(config.eval, sync_steps=config.eval.sync_steps + 1))
+    resumed, state = train(_fresh(config), clips, later, progress=False, out_dir=tmp_path / "b", resume=True)
+    assert state["step"] == 4 and torch.equal(_weights(straight), _weights(resumed))
+    train(_fresh(config), clips, config, progress=False, out_dir=tmp_path / "c", stop_after=2)
+    with pytest.raises(CheckpointError, match=r"another run configuration \(train.lr differ\)"):
+        train(_fresh(config), clips, replace(config, train=replace(config.train, lr=config.train.lr * 2)),
+              progress=False, out_dir=tmp_path / "c", resume=True)
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     config = tiny_config(steps=2)
     with pytest.raises(CheckpointError, match="no last.pt"):

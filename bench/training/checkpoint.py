@@ -21,8 +21,11 @@ class CheckpointError(BenchError, ValueError):
     pass
 
 
-# How often to log and save changes no number a run computes: a resumed run may change them.
+# How often to log and save changes no number a run computes: a resumed run may change them. Nor do the
+# evaluation's settings and the preset's name change what is trained (the checkpoint cache key leaves them out):
+# a run killed mid-training resumes after an upgrade that changed an evaluation default.
 _RESUME_FREE = {("train", "log_every"), ("train", "save_every")}
+_RESUME_FREE_SECTIONS = {"eval", "preset"}
 
 
 def check_same_run(saved: dict[str, Any], config: RunConfig, path: Path) -> None:
@@ -30,6 +33,8 @@ def check_same_run(saved: dict[str, Any], config: RunConfig, path: Path) -> None
     current = config.to_dict()
     differ = []
     for section, value in current.items():
+        if section in _RESUME_FREE_SECTIONS:
+            continue
         old = saved.get(section)
         if isinstance(value, dict) and isinstance(old, dict):
             differ += [f"{section}.{key}" for key in sorted(set(value) | set(old))
