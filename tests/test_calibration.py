@@ -350,3 +350,24 @@ def test_seed_pooled_bootstrap_pools_seeds_and_finds_a_real_difference():
     t = over_seeds(np.array([1.0, 1.2, 0.9]))
     assert t.diff == pytest.approx(31 / 30) and t.low < t.diff < t.high and 0 < t.p_value < 0.05
     assert np.isnan(over_seeds(np.array([1.0])).p_value)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "float32", "infinite"])
+def test_spearman_and_ranks_equal_scipys_bit_for_bit(kind):
+    """The summaries call spearman thousands of times a bootstrap; the own ranks must not move a digit."""
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    for n in (3, 4, 17, 450, 5000):
+        x = rng.normal(size=n)
+        y = 0.4 * x + rng.normal(size=n)
+        if kind == "ties":
+            x, y = np.round(x, 1), np.round(y)
+        elif kind == "float32":
+            x, y = x.astype(np.float32), y.astype(np.float32)
+        elif kind == "infinite":
+            x[rng.integers(0, n, 2)] = np.inf
+        np.testing.assert_array_equal(cal.average_ranks(x), stats.rankdata(x))
+        assert cal.spearman(x, y) == stats.spearmanr(x, y).statistic
+    assert np.isnan(cal.spearman([1.0, np.nan, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]))
+    assert np.isnan(cal.spearman([np.inf] * 4, [1.0, 2.0, 3.0, 4.0]))

@@ -239,8 +239,68 @@ def test_the_pixel_subsample_covers_every_column_of_the_generated_region(width):
     raster order: k must not divide into the row width, or the subsample is the same few columns of every
     row (k = 16 took 4 columns of a 64-px region and biased the pooled miscalibration area)."""
     from bench.config import EvalConfig
+    from bench.harness.scorer_summary import subsample_stride
 
-    stride = EvalConfig().spearman_stride
     rows = width // 2  # the lower half
+    stride = subsample_stride(rows * width, EvalConfig().spearman_stride)
     columns = np.arange(0, rows * width, stride) % width
     assert np.unique(columns).size == min(width, columns.size)  # every sample in another column while they last
+
+
+def test_the_subsample_keeps_the_configured_stride_at_64_px_and_a_bounded_prime_one_beyond():
+    from bench.harness.scorer_summary import PIXELS_PER_FRAME, subsample_stride
+
+    assert subsample_stride(32 * 64, 17) == 17  # the quick preset's lower half: unchanged
+    for width in (128, 256, 512, 1024):
+        region = width * width // 2
+        stride = subsample_stride(region, 17)
+        primes = [p for p in range(17, stride + 1) if all(p % d for d in range(2, p))]
+        assert primes[-1] == stride and -(-region // stride) <= PIXELS_PER_FRAME  # a prime that fits
+        assert all(-(-region // p) > PIXELS_PER_FRAME for p in primes[:-1])  # the smallest one
+
+
+def test_frames_at_256_px_add_at_most_the_per_frame_cap_to_the_subsample():
+    from bench.harness.scorer_summary import PIXELS_PER_FRAME
+
+    rng = np.random.default_rng(0)
+    scorer = FrameScorer(CONFIG)
+    gt = torch.from_numpy(rng.integers(0, 256, (2, 3, 256, 256)).astype(np.float32))
+    pred = (gt + 9).clamp(0, 255)
+    scale = torch.full((2, 256, 256), 0.03)
+    scorer.update(pred, gt, scale, None, [{"clip_id": "c", "frame": t, "yaw": 0.0} for t in range(2)])
+    u, _, rows = scorer.result().subsample
+    assert 0 < np.bincount(rows).max() <= PIXELS_PER_FRAME and set(rows) == {0, 1}
+
+
+def test_thinning_keeps_about_the_cap_and_does_not_depend_on_the_order_of_the_frames():
+    from bench.harness.scorer_summary import thin_subsample
+
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(50, 121, size=40)
+    rows = np.repeat(np.arange(40), lengths)
+    mask, k = thin_subsample(rows, 1000)
+    assert k == -(-rows.size // 1000) and rows.size / k - 40 <= mask.sum() <= 1000 + 40  # +-1 pixel a frame
+    kept = {(r, i) for r, i in zip(rows[mask], (np.arange(rows.size) - np.r_[0, np.cumsum(lengths)][rows])[mask])}
+    order = rng.permutation(40)  # the same frames merged in another order (DDP ranks, resumed clips)
+    shuffled = np.concatenate([np.full(lengths[r], r) for r in order])
+    mask2, _ = thin_subsample(shuffled, 1000)
+    starts = {r: s for r, s in zip(order, np.r_[0, np.cumsum(lengths[order])[:-1]])}
+    kept2 = {(r, i - starts[r]) for r, i in zip(shuffled[mask2], np.flatnonzero(mask2))}
+    assert kept == kept2
+    assert thin_subsample(rows, rows.size)[0].all()  # nothing to thin: every pixel
+
+
+def test_pooled_statistics_past_the_cap_use_the_thinned_subsample_and_say_so(monkeypatch):
+    from bench.harness import scorer_summary
+    from bench.metrics import calibration
+
+    result = _score(lambda e, rng: (e + torch.from_numpy(rng.random(e.shape).astype(np.float32)) * 0.05 + 1e-3))
+    u, e, rows = result.subsample
+    full = summarise(result, "m", CONFIG, seed=0)["metrics"]["unc_spearman"]
+    assert full["n"] == u.size and "thinned_by" not in full
+    monkeypatch.setattr(scorer_summary, "POOLED_PIXELS", u.size // 3)
+    thinned = summarise(result, "m", CONFIG, seed=0)["metrics"]["unc_spearman"]
+    mask, k = scorer_summary.thin_subsample(rows, u.size // 3)
+    assert thinned["thinned_by"] == k >= 3 and thinned["n"] == mask.sum() < u.size / 3 + 30
+    assert thinned["value"] == pytest.approx(calibration.spearman(u[mask], e[mask]), rel=1e-12)
+    assert thinned["value"] != full["value"]

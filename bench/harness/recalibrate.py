@@ -2,7 +2,7 @@
 
 Both maps of ``bench.metrics.recalibration`` (the Laplace ML scalar and the isotonic map) are fitted on
 held-out pixels and scored on the test pixels: the fixed pixel subsample of the scorer (every
-``spearman_stride``-th generated pixel, ``EvalResult.subsample``).
+``spearman_stride``-th generated pixel, at most 256 a frame: ``EvalResult.subsample``).
 
 * With a val split (the synthetic data has one): fitted on all val pixels, scored on the test pixels,
   overall and per pose bin (the same two maps applied to each bin's test pixels).

@@ -27,7 +27,7 @@ import torch
 from bench.config import POSE_BINS, EvalConfig, pose_bin, pose_bins
 from bench.harness.samples import WORST_BY, ClipRanks, WorstFrames, select_samples, wanted
 from bench.harness.scorer_face import as_box, face_columns
-from bench.harness.scorer_summary import EvalResult, summarise
+from bench.harness.scorer_summary import EvalResult, subsample_stride, summarise
 from bench.harness.scorer_video import ClipWindows
 from bench.metrics import calibration
 from bench.metrics import fvd
@@ -249,7 +249,7 @@ class FrameScorer:
         _, observed = calibration.coverage_curve(e, u, self.levels)
         self.inside.append(np.round(observed * e.size).astype(np.int64))
         self.region_pixels.append(e.size)
-        stride = self.config.spearman_stride
+        stride = subsample_stride(e.size, self.config.spearman_stride)
         self.sub_u.append(u[::stride].astype(np.float32))
         self.sub_e.append(e[::stride].astype(np.float32))
         self.sub_row.append(np.full(self.sub_u[-1].size, len(self.rows), dtype=np.int64))

@@ -33,6 +33,40 @@ FRAME_MEANS = _averaged("frame", uncertainty=False)
 FRAME_CALIBRATION = _averaged("frame", uncertainty=True)
 CLIP_MEANS = _averaged("clip")
 SPEARMAN_RESAMPLES = 200  # pooled rank correlation is the costly statistic to bootstrap
+# The pixel subsample behind the pooled statistics (unc_spearman, unc_pearson, ause_pooled, recalibration):
+# at most PIXELS_PER_FRAME pixels of each frame (``subsample_stride``), and the pooled bootstraps of one block
+# use at most about POOLED_PIXELS of them (``thin_subsample``). Each pooled resample sorts the whole subsample, so
+# without the caps a 256-px test set of a few thousand frames took tens of minutes to summarise.
+PIXELS_PER_FRAME = 256
+POOLED_PIXELS = 1 << 17
+
+
+def _next_prime(n: int) -> int:
+    n = max(n, 2)
+    while any(n % d == 0 for d in range(2, int(n ** 0.5) + 1)):
+        n += 1
+    return n
+
+
+def subsample_stride(region_pixels: int, base: int, most: int = PIXELS_PER_FRAME) -> int:
+    """Every k-th generated pixel of a frame, in raster order, enters the subsample: k is ``base`` (17) while that
+    keeps at most ``most`` pixels, else the smallest prime that does. A prime k walks across the columns of a
+    power-of-two width (k = 16 took 4 columns of every 64-px row); a region of 64 px frames keeps k = 17."""
+    needed = -(-int(region_pixels) // most)
+    return base if needed <= base else _next_prime(needed)
+
+
+def thin_subsample(rows: np.ndarray, most: int = POOLED_PIXELS) -> tuple[np.ndarray, int]:
+    """(mask over the subsample, k): at most about ``most`` of its pixels (k = ceil(size / most)), every k-th of each frame's run (``rows``: the
+    frame row of each pixel, a frame's pixels contiguous), shifted by the row so that frames keep other columns.
+    Depends on the frames' rows and pixels only, not on the order the frames were scored in (DDP, resume)."""
+    rows = np.asarray(rows)
+    k = -(-rows.size // most) if most > 0 else 1
+    if k <= 1:
+        return np.ones(rows.size, dtype=bool), 1
+    starts = np.r_[0, np.flatnonzero(rows[1:] != rows[:-1]) + 1]
+    position = np.arange(rows.size) - np.repeat(starts, np.diff(np.r_[starts, rows.size]))
+    return (position + rows) % k == 0, int(k)
 
 
 @dataclass
@@ -68,14 +102,17 @@ def _pooled_ause(u: np.ndarray, e: np.ndarray, fractions: np.ndarray) -> float:
 
 
 def _pooled_correlations(sub_u: np.ndarray, sub_e: np.ndarray, clips: np.ndarray, seed: int,
-                         fractions: np.ndarray) -> dict[str, dict]:
-    """Pixel-pooled statistics on the fixed subsample; the sorting ones get fewer resamples."""
+                         fractions: np.ndarray, thinned_by: int = 1) -> dict[str, dict]:
+    """Pixel-pooled statistics on the fixed subsample; the sorting ones get fewer resamples. ``thinned_by``
+    (k of ``thin_subsample``) is recorded in each entry; ``n`` counts the pixels used."""
     out = {}
     for name, fn in (("unc_spearman", calibration.spearman), ("unc_pearson", _pearson),
                      ("ause_pooled", lambda u, e: _pooled_ause(u, e, fractions))):
         resamples = 1000 if name == "unc_pearson" else SPEARMAN_RESAMPLES
         result = bootstrap_ci(fn, sub_u, sub_e, clip_ids=clips, resamples=resamples, seed=seed)
         out[name] = _entry(name, result.estimate, result.ci, sub_u.size)
+        if thinned_by > 1:
+            out[name]["thinned_by"] = thinned_by
     return out
 
 
@@ -102,9 +139,11 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
     # Pixel-pooled correlations on the fixed subsample, bootstrapped by clip.
     frame_rows = np.flatnonzero(rows)
     sub_u, sub_e, sub_row = result.subsample
-    keep = np.isin(sub_row, frame_rows)
+    keep = np.flatnonzero(np.isin(sub_row, frame_rows))
+    thin, thinned_by = thin_subsample(sub_row[keep], POOLED_PIXELS)
+    keep = keep[thin]
     sub_clips = result.frames["clip_id"].to_numpy()[sub_row[keep]]
-    out.update(_pooled_correlations(sub_u[keep], sub_e[keep], sub_clips, seed, result.fractions))
+    out.update(_pooled_correlations(sub_u[keep], sub_e[keep], sub_clips, seed, result.fractions, thinned_by))
     # Coverage from per-clip sums of inside counts and pixels: exact and cheap to bootstrap.
     unique, inverse = np.unique(clips, return_inverse=True)
     inside = np.zeros((unique.size, result.inside.shape[1]))

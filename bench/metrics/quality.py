@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
-from bench.metrics.calibration import spearman
+from bench.metrics.calibration import average_ranks, spearman
 
 
 def _scores_labels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +33,7 @@ def fail_auroc(mean_u: np.ndarray, bad: np.ndarray) -> float:
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = stats.rankdata(s)  # average ranks for ties
+    ranks = average_ranks(s)  # mean ranks for ties, as scipy.stats.rankdata
     u_stat = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u_stat / (n_pos * n_neg))
 
