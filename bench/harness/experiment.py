@@ -139,8 +139,9 @@ def _key(config: RunConfig) -> str:
     # The code revisions of the run's model and of the lip-sync expert that scores it (bench.api): a finished run
     # made by an earlier revision is redone, so a claim never pairs runs judged by different experts. Revision 0 and
     # no revisions at all are the legacy values: runs made before revisions existed keep their keys.
-    revisions = without_legacy({name: capabilities(model_class(name)).revision
-                                for name in sorted({config.model, "syncnet"})}, dict.fromkeys((config.model, "syncnet"), 0))
+    names = sorted({config.model, "syncnet"})
+    revisions = without_legacy({name: capabilities(model_class(name)).revision for name in names},
+                               dict.fromkeys(names, 0))
     return stable_hash(without_legacy({**config.to_dict(), "revisions": revisions}, {"revisions": {}}), length=16)
 
 

@@ -57,9 +57,10 @@ def subsample_stride(region_pixels: int, base: int, most: int = PIXELS_PER_FRAME
 
 
 def thin_subsample(rows: np.ndarray, most: int = POOLED_PIXELS) -> tuple[np.ndarray, int]:
-    """(mask over the subsample, k): at most about ``most`` of its pixels (k = ceil(size / most)), every k-th of each frame's run (``rows``: the
-    frame row of each pixel, a frame's pixels contiguous), shifted by the row so that frames keep other columns.
-    Depends on the frames' rows and pixels only, not on the order the frames were scored in (DDP, resume)."""
+    """(mask over the subsample, k): at most about ``most`` of its pixels (k = ceil(size / most)), every k-th of
+    each frame's run (``rows``: the frame row of each pixel, a frame's pixels contiguous), shifted by the row so
+    that frames keep other columns. Depends on the frames' rows and pixels only, not on the order the frames were
+    scored in (DDP, resume)."""
     rows = np.asarray(rows)
     k = -(-rows.size // most) if most > 0 else 1
     if k <= 1:
