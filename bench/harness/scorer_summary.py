@@ -17,9 +17,10 @@ from bench.config import POSE_BINS, EvalConfig
 from bench.metrics import calibration
 from bench.metrics import quality
 from bench.metrics import specs
+from bench.metrics import weighted
 from bench.metrics.fid import FIDAccumulator
 from bench.metrics.fvd import WINDOW
-from bench.metrics.stats import bootstrap_ci, bootstrap_sums, clip_bootstrap_ci
+from bench.metrics.stats import bootstrap_ci, bootstrap_rows, bootstrap_sums, clip_bootstrap_ci
 
 
 def _averaged(level: str, uncertainty: bool | None = None) -> tuple[str, ...]:
@@ -105,13 +106,21 @@ def _pooled_ause(u: np.ndarray, e: np.ndarray, fractions: np.ndarray) -> float:
 def _pooled_correlations(sub_u: np.ndarray, sub_e: np.ndarray, clips: np.ndarray, seed: int,
                          fractions: np.ndarray, thinned_by: int = 1) -> dict[str, dict]:
     """Pixel-pooled statistics on the fixed subsample; the sorting ones get fewer resamples. ``thinned_by``
-    (k of ``thin_subsample``) is recorded in each entry; ``n`` counts the pixels used."""
+    (k of ``thin_subsample``) is recorded in each entry; ``n`` counts the pixels used. The correlations take
+    each resample as pixel multiplicities (``bootstrap_rows``): the same draws as a resample of copied rows."""
+    u, e = sub_u.astype(np.float64), sub_e.astype(np.float64)
+    results = {
+        "unc_spearman": bootstrap_rows(lambda w: weighted.spearman(u, e, w), calibration.spearman(sub_u, sub_e),
+                                       clips, SPEARMAN_RESAMPLES, seed),
+        "unc_pearson": bootstrap_sums(weighted.pearson_of_sums,
+                                      weighted.moment_sums(u, e, np.unique(clips, return_inverse=True)[1]),
+                                      resamples=1000, seed=seed),
+        "ause_pooled": bootstrap_ci(lambda a, b: _pooled_ause(a, b, fractions), sub_u, sub_e, clip_ids=clips,
+                                    resamples=SPEARMAN_RESAMPLES, seed=seed)}
+    estimates = {"unc_pearson": _pearson(sub_u, sub_e)}  # np.corrcoef's value, as before the sums
     out = {}
-    for name, fn in (("unc_spearman", calibration.spearman), ("unc_pearson", _pearson),
-                     ("ause_pooled", lambda u, e: _pooled_ause(u, e, fractions))):
-        resamples = 1000 if name == "unc_pearson" else SPEARMAN_RESAMPLES
-        result = bootstrap_ci(fn, sub_u, sub_e, clip_ids=clips, resamples=resamples, seed=seed)
-        out[name] = _entry(name, result.estimate, result.ci, sub_u.size)
+    for name, result in results.items():
+        out[name] = _entry(name, estimates.get(name, result.estimate), result.ci, sub_u.size)
         if thinned_by > 1:
             out[name]["thinned_by"] = thinned_by
     return out
@@ -121,6 +130,35 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
+
+
+def _frame_checks(mean_u: np.ndarray, mean_e: np.ndarray, psnr: np.ndarray, lpips_values: np.ndarray | None,
+                  clips: np.ndarray, config: EvalConfig, seed: int) -> dict[str, dict]:
+    """Uncertainty as a per-frame quality indicator, each with its clip bootstrap: the rank and moment
+    correlations by row multiplicities, the failure detectors (whose bad set depends on the resample) on copied
+    rows; the same draws for all. Higher u should go with lower PSNR and higher LPIPS: the PSNR correlation is
+    negated so that for every *_spearman here, higher is better. Bad = worst 10% of these frames by PSNR."""
+    def by_rows(estimate: float, statistic: Any) -> Any:
+        return bootstrap_rows(statistic, estimate, clips, config.bootstrap, seed)
+
+    # psnr_r2's pairs (PSNR ~ a + b ln u); the others get weight 0, so every clip stays in the draws
+    fit = np.isfinite(mean_u) & (mean_u > 0) & np.isfinite(psnr)
+    log_u = np.log(np.where(fit, mean_u, 1.0))
+    fit_psnr = np.where(fit, psnr, 0.0)
+    boots = {
+        "unc_frame_spearman": by_rows(quality.unc_frame_spearman(mean_u, mean_e),
+                                      lambda w: weighted.spearman(mean_u, mean_e, w, drop_nonfinite=True)),
+        "unc_psnr_spearman": by_rows(-calibration.spearman(mean_u, psnr),
+                                     lambda w: -weighted.spearman(mean_u, psnr, w))}
+    if lpips_values is not None:
+        boots["unc_lpips_spearman"] = by_rows(calibration.spearman(mean_u, lpips_values),
+                                              lambda w: weighted.spearman(mean_u, lpips_values, w))
+    for name, fn in (("fail_auroc", quality.fail_auroc), ("fail_auprc", quality.fail_auprc)):
+        boots[name] = bootstrap_ci(lambda u, p, fn=fn: fn(u, quality.bad_frames(p, True)), mean_u, psnr,
+                                   clip_ids=clips, resamples=config.bootstrap, seed=seed)
+    boots["psnr_r2"] = by_rows(quality.psnr_r2(mean_u, psnr),
+                               lambda w: weighted.pearson(log_u, fit_psnr, w * fit) ** 2)
+    return {name: _entry(name, boot.estimate, boot.ci, len(mean_u)) for name, boot in boots.items()}
 
 
 def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) -> dict[str, dict]:
@@ -156,24 +194,11 @@ def _block(result: EvalResult, rows: np.ndarray, config: EvalConfig, seed: int) 
         boot = bootstrap_sums(lambda i, p, fn=fn: _coverage_stat(fn, levels, i, p), inside, pixels,
                               resamples=config.bootstrap, seed=seed)
         out[name] = _entry(name, float(np.ravel(boot.estimate)[0]), boot.ci, int(pixels.sum()))
-    # Uncertainty as a per-frame quality indicator: bad = worst 10% of these frames by PSNR.
     mean_u = frames["unc_mean"].to_numpy(dtype=np.float64)
     mean_e = frames["err_mean"].to_numpy(dtype=np.float64)
     psnr = specs.capped("psnr", frames["psnr"].to_numpy(dtype=np.float64))
-    # Higher u should go with lower PSNR and higher LPIPS: the PSNR correlation is negated so that
-    # for every *_spearman here, higher is better.
     lpips_values = frames["lpips"].to_numpy(dtype=np.float64) if "lpips" in frames else None
-    checks = [("unc_frame_spearman", lambda u, e, p, lp: quality.unc_frame_spearman(u, e)),
-              ("unc_psnr_spearman", lambda u, e, p, lp: -calibration.spearman(u, p))]
-    if lpips_values is not None:
-        checks.append(("unc_lpips_spearman", lambda u, e, p, lp: calibration.spearman(u, lp)))
-    checks += [("fail_auroc", lambda u, e, p, lp: quality.fail_auroc(u, quality.bad_frames(p, True))),
-               ("fail_auprc", lambda u, e, p, lp: quality.fail_auprc(u, quality.bad_frames(p, True))),
-               ("psnr_r2", lambda u, e, p, lp: quality.psnr_r2(u, p))]
-    lp = lpips_values if lpips_values is not None else np.full_like(psnr, np.nan)
-    for name, fn in checks:
-        boot = bootstrap_ci(fn, mean_u, mean_e, psnr, lp, clip_ids=clips, resamples=config.bootstrap, seed=seed)
-        out[name] = _entry(name, boot.estimate, boot.ci, len(frames))
+    out.update(_frame_checks(mean_u, mean_e, psnr, lpips_values, clips, config, seed))
     return out
 
 

@@ -142,6 +142,27 @@ def bootstrap_ci(stat_fn: Callable[..., float], *arrays: np.ndarray, clip_ids: n
     return BootstrapResult(estimate, *_percentiles(samples, level), level, n_clips, samples)
 
 
+def bootstrap_rows(statistic: Callable[[np.ndarray], np.ndarray], estimate: float, clip_ids: np.ndarray,
+                   resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                   cells: int = 1 << 22) -> BootstrapResult:
+    """``bootstrap_ci`` for a statistic of weighted rows, with the same draws and without copying any row.
+
+    ``statistic(W)`` takes a block of resamples as row multiplicities (``W[r, i]``: how often row i, of clip
+    ``clip_ids[i]``, is in resample r) and returns one value per resample (``bench.metrics.weighted``). Blocks
+    hold about ``cells`` multiplicities. ``estimate`` is the statistic on the rows as given.
+    """
+    _, clip_of_row = np.unique(np.asarray(clip_ids).ravel(), return_inverse=True)
+    n_clips = int(clip_of_row.max()) + 1 if clip_of_row.size else 0
+    if n_clips < 2 or resamples <= 0:
+        return BootstrapResult(estimate, float("nan"), float("nan"), level, n_clips, np.empty(0))
+    per_clip = clip_weights(n_clips, resamples, seed).astype(np.float64)
+    samples = np.empty(resamples)
+    block = max(1, cells // clip_of_row.size)
+    for start in range(0, resamples, block):
+        samples[start:start + block] = statistic(per_clip[start:start + block][:, clip_of_row])
+    return BootstrapResult(estimate, *_percentiles(samples, level), level, n_clips, samples)
+
+
 def paired_bootstrap(values_a: np.ndarray, values_b: np.ndarray, clip_ids: np.ndarray, resamples: int = 2000,
                      seed: int = 0, level: float = 0.95) -> PairedResult:
     """Paired clip bootstrap of B - A for two runs scored on the same frames.
