@@ -75,3 +75,40 @@ def test_a_new_generator_starts_near_the_paste_floor(name):
     with torch.no_grad():
         painted, _ = off(torch.randn(2, 80, 16), target * (1 - mask), target[:, None].expand(-1, 2, -1, -1, -1))
     assert (painted - target).abs()[region].mean() > 5 * error.mean()  # without it, the decoder paints everything
+
+
+def _batch(size: int = 32, n_refs: int = 2) -> dict[str, torch.Tensor]:
+    target = torch.rand(2, 3, size, size)
+    mask = mouth_mask(size, size)
+    return {"audio": torch.randn(2, 80, 16), "masked": target * (1 - mask), "target": target,
+            "refs": torch.rand(2, n_refs, 3, size, size)}
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_blend_entropy_term_is_the_blend_s_mean_entropy_and_sharpens_it(name):
+    """``blend_entropy``: the loss gains weight x the blend's mean entropy over the generated pixels (at the
+    start, that of the path's initial weights), its gradient reaches the blend, and a few steps on
+    it alone make the blend more peaked. Off (0), no term and no logged entropy."""
+    torch.manual_seed(0)
+    off = build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8)).train()
+    torch.manual_seed(0)
+    on = build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8, blend_entropy=0.5)).train()
+    batch = _batch()
+    loss_off, logs_off = off.training_loss(batch)
+    loss_on, logs_on = on.training_loss(batch)
+    assert "blend_entropy" not in logs_off
+    n_refs = on.reference_path.n_refs  # the path's references (wav2lip: 1) share 0.9, the decoder 0.1
+    start = torch.tensor([0.9 / n_refs] * n_refs + [0.1])
+    assert logs_on["blend_entropy"] == pytest.approx(float(-(start * start.log()).sum()), abs=1e-4)
+    assert float(loss_on - loss_off) == pytest.approx(0.5 * logs_on["blend_entropy"], rel=1e-4)
+    optimiser = torch.optim.SGD(on.reference_path.blend.parameters(), lr=0.5)
+    for _ in range(5):  # the entropy term alone (the batch's pixel loss also moves the blend, so isolate it)
+        on.training_loss(batch)
+        optimiser.zero_grad()
+        on._blend_entropy.backward()
+        optimiser.step()
+    assert on.training_loss(batch)[1]["blend_entropy"] < logs_on["blend_entropy"] - 0.05
+    on.eval()
+    with torch.no_grad():
+        on(batch["audio"], batch["masked"], batch["refs"])
+    assert on._blend_entropy is None  # evaluation computes no term

@@ -8,6 +8,7 @@ import torch
 
 from bench.cli import main
 from bench.config import preset_config, sync_expert_config
+from bench.harness.experiment import _key
 from bench.harness.run import checkpoint_key
 from bench.models import build_model
 from bench.training.loop import _optimiser, load_checkpoint, train
@@ -60,11 +61,22 @@ def test_kill_and_resume_with_warmup_equals_a_straight_run(tmp_path):
     assert saved.train.warmup == 0.5
 
 
+def _settings_before_blend_entropy(config):
+    """(net settings, run settings) as dicts without ``net.blend_entropy``, added 2026-12-08."""
+    import dataclasses
+
+    net = dataclasses.asdict(config.net)
+    del net["blend_entropy"]
+    return net, {**config.to_dict(), "net": net}
+
+
 def test_cache_keys_without_warmup_are_those_from_before_the_setting():
     config = preset_config("quick")
     key = checkpoint_key(config, "data")
     warm = checkpoint_key(replace(config, train=replace(config.train, warmup=0.1)), "data")
     assert warm != key
+    sharp = replace(config, net=replace(config.net, blend_entropy=0.01))
+    assert checkpoint_key(sharp, "data") != key and _key(sharp) != _key(config)
     # the key of a run without warm-up is the hash of the settings as they were before the field existed
     import dataclasses
 
@@ -72,7 +84,8 @@ def test_cache_keys_without_warmup_are_those_from_before_the_setting():
 
     train_settings = dataclasses.asdict(config.train)
     del train_settings["warmup"]
-    assert key == stable_hash({"model": config.model, "net": dataclasses.asdict(config.net), "train": train_settings,
+    net_settings, _ = _settings_before_blend_entropy(config)  # a net setting added later too
+    assert key == stable_hash({"model": config.model, "net": net_settings, "train": train_settings,
                                "seed": config.seed, "data": "data"})
 
 
@@ -81,7 +94,6 @@ def test_a_model_revision_moves_its_cache_keys_and_revision_0_keeps_the_old_ones
 
     from baselines.syncnet import SyncNet
     from bench.files import stable_hash
-    from bench.harness.experiment import _key
 
     expert = sync_expert_config(preset_config("quick"))
     generator = preset_config("quick", model="wav2lip")
@@ -91,10 +103,10 @@ def test_a_model_revision_moves_its_cache_keys_and_revision_0_keeps_the_old_ones
     monkeypatch.setattr(SyncNet, "revision", 0)
     old_expert = checkpoint_key(expert, "d")
     # revision 0 is the key as it was before revisions existed (cached checkpoints and experiment runs keep theirs)
-    assert old_expert == stable_hash({"model": "syncnet", "net": dataclasses.asdict(expert.net),
+    assert old_expert == stable_hash({"model": "syncnet", "net": _settings_before_blend_entropy(expert)[0],
                                       "train": dataclasses.asdict(expert.train),
                                       "seed": expert.seed, "data": "d"})
-    assert _key(generator) == stable_hash(generator.to_dict(), length=16)
+    assert _key(generator) == stable_hash(_settings_before_blend_entropy(generator)[1], length=16)
     # a new expert revision retrains the expert, and redoes every experiment run it scored
     assert new_expert != old_expert
     assert new_generator_cell != _key(generator)

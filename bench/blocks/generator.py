@@ -32,6 +32,7 @@ class InpaintingGenerator(nn.Module):
         super().__init__()
         # An instance attribute, not a class one: a class-level None would shadow the registered submodule.
         self.reference_path: ReferencePixelPath | None = None
+        self._blend_entropy: torch.Tensor | None = None  # set by compose() in training with config.blend_entropy
 
     def add_reference_path(self, channels: int, n_refs: int | None = None) -> None:
         """The full-resolution reference path on ``channels``-wide last features, when the config asks for it,
@@ -45,8 +46,14 @@ class InpaintingGenerator(nn.Module):
         # with the reference path as a blend of aligned reference pixels and its own RGB.
         mask = mouth_mask(*masked.shape[-2:], device=masked.device)
         fill = torch.sigmoid(rgb_logits)
+        self._blend_entropy = None
         if self.reference_path is not None and refs is not None:
-            fill, _ = self.reference_path(features, refs[:, :self.reference_path.n_refs], fill)
+            fill, weights = self.reference_path(features, refs[:, :self.reference_path.n_refs], fill)
+            if self.training and self.config.blend_entropy:
+                # kept for training_loss, which sees only the output: the blend's mean entropy over the mask
+                region = mask[0, 0].bool()
+                entropy = -(weights * torch.log(weights.clamp_min(1e-8))).sum(1)
+                self._blend_entropy = entropy[:, region].mean()
         pred = masked * (1.0 - mask) + fill * mask
         log_scale = self.uncertainty(features)
         if self.config.uncertainty == "none":
@@ -60,6 +67,9 @@ class InpaintingGenerator(nn.Module):
         region = mouth_mask(*pred.shape[-2:], device=pred.device)[0, 0].bool()
         loss, logs = reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
                                          lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
+        if self._blend_entropy is not None:
+            loss = loss + self.config.blend_entropy * self._blend_entropy
+            logs["blend_entropy"] = self._blend_entropy.item()
         if self.config.mouth_weight and "mouth" in batch:
             mouth = batch["mouth"]
             mouth_l1 = ((pred - batch["target"]).abs() * mouth).sum() / (3.0 * mouth.sum()).clamp_min(1.0)
