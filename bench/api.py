@@ -87,6 +87,10 @@ class ModelConfig:
     # quick preset's julnet held 0.37 of a pixel's weight on its likeliest source, 0.25 being uniform); the
     # term pushes each pixel to copy one source. 0 (the default until 2026-12-08): no term.
     blend_entropy: float = 0.0
+    # Weight of an L1 on the decoder's own RGB over the generated pixels, before the blend. Through the blend
+    # alone the decoder's gradient scales with its share, which training drove to about 1%: it never learnt to
+    # paint the mouth the references get wrong. 0 (the default until 2026-12-08): no term.
+    decoder_weight: float = 0.0
 
 
 @dataclass(frozen=True)

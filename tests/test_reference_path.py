@@ -112,3 +112,28 @@ def test_blend_entropy_term_is_the_blend_s_mean_entropy_and_sharpens_it(name):
     with torch.no_grad():
         on(batch["audio"], batch["masked"], batch["refs"])
     assert on._blend_entropy is None  # evaluation computes no term
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_decoder_weight_trains_the_decoder_s_own_rgb(name):
+    """``decoder_weight``: the loss gains weight x the L1 of the decoder's RGB (before the blend) on the generated
+    pixels, so the decoder's gradient no longer scales with its share of the blend."""
+    torch.manual_seed(0)
+    off = build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8)).train()
+    torch.manual_seed(0)
+    on = build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8, decoder_weight=2.0)).train()
+    batch = _batch()
+    loss_off, logs_off = off.training_loss(batch)
+    loss_on, logs_on = on.training_loss(batch)
+    assert "decoder_l1" not in logs_off
+    region = mouth_mask(32, 32)[0, 0].bool()
+    want = (on._decoder_rgb - batch["target"]).abs()[..., region].mean()
+    assert logs_on["decoder_l1"] == pytest.approx(float(want), rel=1e-6)
+    assert float(loss_on - loss_off) == pytest.approx(2.0 * logs_on["decoder_l1"], rel=1e-4)
+    # the decoder's gradient: with the term it is far larger than through its 10% share of the blend alone
+    grads = []
+    for model, loss in ((off, loss_off), (on, loss_on)):
+        model.zero_grad()
+        loss.backward()
+        grads.append(sum(p.grad.abs().sum() for p in model.to_rgb.parameters()))  # every generator's RGB layer
+    assert grads[1] > grads[0]

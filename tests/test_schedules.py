@@ -62,11 +62,12 @@ def test_kill_and_resume_with_warmup_equals_a_straight_run(tmp_path):
 
 
 def _settings_before_blend_entropy(config):
-    """(net settings, run settings) as dicts without ``net.blend_entropy``, added 2026-12-08."""
+    """(net settings, run settings) as dicts without ``net.blend_entropy`` and ``net.decoder_weight``, both added
+    on 2026-12-08."""
     import dataclasses
 
     net = dataclasses.asdict(config.net)
-    del net["blend_entropy"]
+    del net["blend_entropy"], net["decoder_weight"]
     return net, {**config.to_dict(), "net": net}
 
 
@@ -75,8 +76,9 @@ def test_cache_keys_without_warmup_are_those_from_before_the_setting():
     key = checkpoint_key(config, "data")
     warm = checkpoint_key(replace(config, train=replace(config.train, warmup=0.1)), "data")
     assert warm != key
-    sharp = replace(config, net=replace(config.net, blend_entropy=0.01))
-    assert checkpoint_key(sharp, "data") != key and _key(sharp) != _key(config)
+    for setting in ("blend_entropy", "decoder_weight"):
+        changed = replace(config, net=replace(config.net, **{setting: 0.01}))
+        assert checkpoint_key(changed, "data") != key and _key(changed) != _key(config)
     # the key of a run without warm-up is the hash of the settings as they were before the field existed
     import dataclasses
 

@@ -32,7 +32,9 @@ class InpaintingGenerator(nn.Module):
         super().__init__()
         # An instance attribute, not a class one: a class-level None would shadow the registered submodule.
         self.reference_path: ReferencePixelPath | None = None
-        self._blend_entropy: torch.Tensor | None = None  # set by compose() in training with config.blend_entropy
+        # set by compose() in training, with config.blend_entropy and config.decoder_weight
+        self._blend_entropy: torch.Tensor | None = None
+        self._decoder_rgb: torch.Tensor | None = None
 
     def add_reference_path(self, channels: int, n_refs: int | None = None) -> None:
         """The full-resolution reference path on ``channels``-wide last features, when the config asks for it,
@@ -46,14 +48,16 @@ class InpaintingGenerator(nn.Module):
         # with the reference path as a blend of aligned reference pixels and its own RGB.
         mask = mouth_mask(*masked.shape[-2:], device=masked.device)
         fill = torch.sigmoid(rgb_logits)
-        self._blend_entropy = None
+        # kept for training_loss, which sees only the output: the blend's entropy and the decoder's own RGB
+        self._blend_entropy, self._decoder_rgb = None, None
         if self.reference_path is not None and refs is not None:
+            if self.training and self.config.decoder_weight:
+                self._decoder_rgb = fill
             fill, weights = self.reference_path(features, refs[:, :self.reference_path.n_refs], fill)
             if self.training and self.config.blend_entropy:
-                # kept for training_loss, which sees only the output: the blend's mean entropy over the mask
                 region = mask[0, 0].bool()
                 entropy = -(weights * torch.log(weights.clamp_min(1e-8))).sum(1)
-                self._blend_entropy = entropy[:, region].mean()
+                self._blend_entropy = entropy[:, region].mean()  # over the generated pixels
         pred = masked * (1.0 - mask) + fill * mask
         log_scale = self.uncertainty(features)
         if self.config.uncertainty == "none":
@@ -70,6 +74,10 @@ class InpaintingGenerator(nn.Module):
         if self._blend_entropy is not None:
             loss = loss + self.config.blend_entropy * self._blend_entropy
             logs["blend_entropy"] = self._blend_entropy.item()
+        if self._decoder_rgb is not None:
+            decoder_l1 = (self._decoder_rgb - batch["target"]).abs()[..., region].mean()
+            loss = loss + self.config.decoder_weight * decoder_l1
+            logs["decoder_l1"] = decoder_l1.item()
         if self.config.mouth_weight and "mouth" in batch:
             mouth = batch["mouth"]
             mouth_l1 = ((pred - batch["target"]).abs() * mouth).sum() / (3.0 * mouth.sum()).clamp_min(1.0)

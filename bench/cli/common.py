@@ -55,6 +55,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mouth-weight", type=float, help="weight of the L1 term on the mouth box (default: the preset's)")
     parser.add_argument("--blend-entropy", type=float,
                         help="weight of the reference path's blend entropy: copy one source per pixel (default: the preset's)")
+    parser.add_argument("--decoder-weight", type=float,
+                        help="weight of an L1 on the decoder's own RGB before the reference path's blend (default: the preset's)")
     parser.add_argument("--no-reference-path", action="store_true",
                         help="the decoder paints every generated pixel (no blend of warped reference pixels)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -80,7 +82,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         config = replace(config, net=replace(config.net, uncertainty=args.uncertainty))
     if getattr(args, "no_reference_path", False):
         config = replace(config, net=replace(config.net, reference_path=False))
-    for flag in ("gan_weight", "sync_weight", "mouth_weight", "blend_entropy"):
+    for flag in ("gan_weight", "sync_weight", "mouth_weight", "blend_entropy", "decoder_weight"):
         if getattr(args, flag, None) is not None:
             config = replace(config, net=replace(config.net, **{flag: getattr(args, flag)}))
     if getattr(args, "sync_expert", None):
