@@ -41,6 +41,13 @@ class ReferencePixelPath(nn.Module):
 
     def forward(self, features: torch.Tensor, refs: torch.Tensor,
                 rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        warped = self.warp(features, refs)
+        weights = torch.softmax(self.blend(features).float(), dim=1)  # B x (R + 1) x S x S
+        blended = (weights[:, :self.n_refs, None] * warped).sum(1) + weights[:, self.n_refs:] * rgb
+        return blended, weights
+
+    def warp(self, features: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
+        """The references' pixels moved by their predicted flows: B x R x 3 x S x S."""
         batch, n_refs, _, height, width = refs.shape
         if n_refs != self.n_refs:
             raise ValueError(f"the reference path was built for {self.n_refs} references, got {n_refs}")
@@ -49,10 +56,7 @@ class ReferencePixelPath(nn.Module):
         grid = _identity_grid(height, width, features.device) + flow
         flat = refs.reshape(batch * n_refs, 3, height, width).contiguous()
         warped = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        warped = warped.view(batch, n_refs, 3, height, width)
-        weights = torch.softmax(self.blend(features).float(), dim=1)  # B x (R + 1) x S x S
-        blended = (weights[:, :n_refs, None] * warped).sum(1) + weights[:, n_refs:] * rgb
-        return blended, weights
+        return warped.view(batch, n_refs, 3, height, width)
 
 
 def _identity_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
