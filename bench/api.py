@@ -82,10 +82,10 @@ class ModelConfig:
     # An extra L1 term on the target's mouth box (from landmarks; batches without boxes skip it), weighted
     # against the reconstruction loss: the few mouth pixels are what lip sync is judged on.
     mouth_weight: float = 0.0
-    # Weight of the reference path's blend entropy (mean over the generated pixels, in nats): a softmax over
-    # several misaligned references that stays near uniform averages them into a ghosted, soft image (the
-    # quick preset's julnet held 0.37 of a pixel's weight on its likeliest source, 0.25 being uniform); the
-    # term pushes each pixel to copy one source. 0 (the default until 2026-12-08): no term.
+    # Weight of the reference path's blend entropy (mean over the generated pixels outside the target's mouth box,
+    # in nats): a softmax over several misaligned references that stays near uniform averages them into a ghosted,
+    # soft image (the quick preset's julnet held 0.37 of a pixel's weight on its likeliest source, 0.25 being
+    # uniform); the term pushes each pixel to copy one source. 0 (the default until 2026-12-08): no term.
     blend_entropy: float = 0.0
     # Weight of an L1 on the decoder's own RGB over the generated pixels, before the blend. Through the blend
     # alone the decoder's gradient scales with its share, which training drove to about 1%: it never learnt to

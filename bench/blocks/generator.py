@@ -55,9 +55,7 @@ class InpaintingGenerator(nn.Module):
                 self._decoder_rgb = fill
             fill, weights = self.reference_path(features, refs[:, :self.reference_path.n_refs], fill)
             if self.training and self.config.blend_entropy:
-                region = mask[0, 0].bool()
-                entropy = -(weights * torch.log(weights.clamp_min(1e-8))).sum(1)
-                self._blend_entropy = entropy[:, region].mean()  # over the generated pixels
+                self._blend_entropy = -(weights * torch.log(weights.clamp_min(1e-8))).sum(1)  # B x S x S
         pred = masked * (1.0 - mask) + fill * mask
         log_scale = self.uncertainty(features)
         if self.config.uncertainty == "none":
@@ -72,8 +70,15 @@ class InpaintingGenerator(nn.Module):
         loss, logs = reconstruction_loss(pred, batch["target"], log_scale, self.config.uncertainty, region=region,
                                          lun2_weight=self.config.lun2_weight, hist_bins=self.config.hist_bins)
         if self._blend_entropy is not None:
-            loss = loss + self.config.blend_entropy * self._blend_entropy
-            logs["blend_entropy"] = self._blend_entropy.item()
+            # over the generated pixels outside the target's mouth box (all of them when the batch has no boxes):
+            # there the warped references are right and one should be copied; in the mouth, which no reference
+            # shows right, the blend may still mix in the decoder's painting (forced sharp everywhere, it never did)
+            keep = region.expand_as(self._blend_entropy)
+            if "mouth" in batch:
+                keep = keep & (batch["mouth"][:, 0] < 0.5)
+            blend_entropy = self._blend_entropy[keep].mean()
+            loss = loss + self.config.blend_entropy * blend_entropy
+            logs["blend_entropy"] = blend_entropy.item()
         if self._decoder_rgb is not None:
             decoder_l1 = (self._decoder_rgb - batch["target"]).abs()[..., region].mean()
             loss = loss + self.config.decoder_weight * decoder_l1
