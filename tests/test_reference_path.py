@@ -84,18 +84,22 @@ def _batch(size: int = 32, n_refs: int = 2) -> dict[str, torch.Tensor]:
             "refs": torch.rand(2, n_refs, 3, size, size)}
 
 
+def _off_and_on(name: str, **setting: float) -> tuple:
+    """The same generator without and with one loss setting, the same batch, and both (loss, logs) on it."""
+    models = []
+    for settings in ({}, setting):
+        torch.manual_seed(0)
+        models.append(build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8, **settings)).train())
+    batch = _batch()
+    return (*models, batch, *[model.training_loss(batch) for model in models])
+
+
 @pytest.mark.parametrize("name", GENERATORS)
 def test_blend_entropy_term_is_the_blend_s_mean_entropy_and_sharpens_it(name):
     """``blend_entropy``: the loss gains weight x the blend's mean entropy over the generated pixels (at the
     start, that of the path's initial weights), its gradient reaches the blend, and a few steps on
     it alone make the blend more peaked. Off (0), no term and no logged entropy."""
-    torch.manual_seed(0)
-    off = build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8)).train()
-    torch.manual_seed(0)
-    on = build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8, blend_entropy=0.5)).train()
-    batch = _batch()
-    loss_off, logs_off = off.training_loss(batch)
-    loss_on, logs_on = on.training_loss(batch)
+    off, on, batch, (loss_off, logs_off), (loss_on, logs_on) = _off_and_on(name, blend_entropy=0.5)
     assert "blend_entropy" not in logs_off
     n_refs = on.reference_path.n_refs  # the path's references (wav2lip: 1) share 0.9, the decoder 0.1
     start = torch.tensor([0.9 / n_refs] * n_refs + [0.1])
@@ -125,13 +129,7 @@ def test_blend_entropy_term_is_the_blend_s_mean_entropy_and_sharpens_it(name):
 def test_decoder_weight_trains_the_decoder_s_own_rgb(name):
     """``decoder_weight``: the loss gains weight x the L1 of the decoder's RGB (before the blend) on the generated
     pixels, so the decoder's gradient no longer scales with its share of the blend."""
-    torch.manual_seed(0)
-    off = build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8)).train()
-    torch.manual_seed(0)
-    on = build_model(name, ModelConfig(image_size=32, n_refs=2, channels=8, decoder_weight=2.0)).train()
-    batch = _batch()
-    loss_off, logs_off = off.training_loss(batch)
-    loss_on, logs_on = on.training_loss(batch)
+    off, on, batch, (loss_off, logs_off), (loss_on, logs_on) = _off_and_on(name, decoder_weight=2.0)
     assert "decoder_l1" not in logs_off
     region = mouth_mask(32, 32)[0, 0].bool()
     want = (on._decoder_rgb - batch["target"]).abs()[..., region].mean()
