@@ -104,7 +104,7 @@ def test_blend_entropy_term_is_the_blend_s_mean_entropy_and_sharpens_it(name):
     n_refs = on.reference_path.n_refs  # the path's references (wav2lip: 1) share 0.9, the decoder 0.1
     start = torch.tensor([0.9 / n_refs] * n_refs + [0.1])
     assert logs_on["blend_entropy"] == pytest.approx(float(-(start * start.log()).sum()), abs=1e-4)
-    assert float(loss_on - loss_off) == pytest.approx(0.5 * logs_on["blend_entropy"], rel=1e-4)
+    assert float((loss_on - loss_off).detach()) == pytest.approx(0.5 * logs_on["blend_entropy"], rel=1e-4)
     optimiser = torch.optim.SGD(on.reference_path.blend.parameters(), lr=0.5)
     for _ in range(5):  # the entropy term alone (the batch's pixel loss also moves the blend, so isolate it)
         on.training_loss(batch)
@@ -134,7 +134,7 @@ def test_decoder_weight_trains_the_decoder_s_own_rgb(name):
     region = mouth_mask(32, 32)[0, 0].bool()
     want = (on._decoder_rgb - batch["target"]).abs()[..., region].mean()
     assert logs_on["decoder_l1"] == pytest.approx(float(want), rel=1e-6)
-    assert float(loss_on - loss_off) == pytest.approx(2.0 * logs_on["decoder_l1"], rel=1e-4)
+    assert float((loss_on - loss_off).detach()) == pytest.approx(2.0 * logs_on["decoder_l1"], rel=1e-4)
     # the decoder's gradient: with the term it is far larger than through its 10% share of the blend alone
     grads = []
     for model, loss in ((off, loss_off), (on, loss_on)):
