@@ -117,8 +117,8 @@ def test_blend_entropy_term_is_the_blend_s_mean_entropy_and_sharpens_it(name):
     box[:, :, 18:30, 8:24] = 1.0
     logs_box = on.training_loss({**batch, "mouth": box})[1]
     outside = mouth_mask(32, 32)[0, 0].bool() & (box[:, 0] < 0.5)
-    assert logs_box["blend_entropy"] == pytest.approx(float(on._blend_entropy[outside].mean()), rel=1e-6)
-    assert logs_box["blend_entropy"] != pytest.approx(float(on._blend_entropy[:, 16:].mean()), rel=1e-3)
+    assert logs_box["blend_entropy"] == pytest.approx(on._blend_entropy[outside].mean().item(), rel=1e-6)
+    assert logs_box["blend_entropy"] != pytest.approx(on._blend_entropy[:, 16:].mean().item(), rel=1e-3)
     on.eval()
     with torch.no_grad():
         on(batch["audio"], batch["masked"], batch["refs"])
@@ -133,7 +133,7 @@ def test_decoder_weight_trains_the_decoder_s_own_rgb(name):
     assert "decoder_l1" not in logs_off
     region = mouth_mask(32, 32)[0, 0].bool()
     want = (on._decoder_rgb - batch["target"]).abs()[..., region].mean()
-    assert logs_on["decoder_l1"] == pytest.approx(float(want), rel=1e-6)
+    assert logs_on["decoder_l1"] == pytest.approx(want.item(), rel=1e-6)
     assert float((loss_on - loss_off).detach()) == pytest.approx(2.0 * logs_on["decoder_l1"], rel=1e-4)
     # the decoder's gradient: with the term it is far larger than through its 10% share of the blend alone
     grads = []
