@@ -7,11 +7,11 @@ import typing
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
-from bench.files import stable_hash  # re-exported: the one hasher
+from bench.files import stable_hash, without_legacy  # stable_hash re-exported: the one hasher
 from bench.api import SAMPLE_RATE, ModelConfig  # the model protocol's config lives in bench.api; re-exported here
 
-__all__ = ["DataConfig", "SynthConfig", "EvalConfig", "ModelConfig", "PRESETS", "POSE_BINS", "RunConfig", "TrainConfig",
-           "pose_bin", "pose_bins", "preset_config", "stable_hash"]
+__all__ = ["DataConfig", "SynthConfig", "EvalConfig", "ModelConfig", "NET_ADDED_LATER", "PRESETS", "POSE_BINS",
+           "RunConfig", "TrainConfig", "net_key_settings", "pose_bin", "pose_bins", "preset_config", "stable_hash"]
 
 T = TypeVar("T")
 
@@ -19,6 +19,12 @@ PRESETS = ("smoke", "quick", "standard", "paper")
 # Network settings added after checkpoints and experiment runs were cached, with the value that reproduces the
 # earlier ones: at that value a setting stays out of the cache keys (bench.files.without_legacy), so they keep them.
 NET_ADDED_LATER = {"blend_entropy": 0.0, "decoder_weight": 0.0}
+
+
+def net_key_settings(net: ModelConfig) -> dict[str, Any]:
+    """The network settings as the checkpoint and experiment keys hold them (``NET_ADDED_LATER`` at its legacy
+    value left out)."""
+    return without_legacy(asdict(net), NET_ADDED_LATER)
 POSE_BINS = (("frontal", 0.0, 15.0), ("moderate", 15.0, 30.0), ("extreme", 30.0, 90.0))
 
 

@@ -30,11 +30,15 @@ from bench.training.checkpoint import load_checkpoint  # noqa: E402
 
 
 class _Capture:
-    """Keeps the last call's (features, refs, rgb) of a reference path."""
+    """Keeps the last call of a reference path: its inputs (features, refs, rgb) and its blend weights."""
 
     def __init__(self, path: torch.nn.Module) -> None:
         self.inputs: tuple[torch.Tensor, ...] = ()
-        path.register_forward_pre_hook(lambda module, args: setattr(self, "inputs", args))
+        self.weights = torch.empty(0)
+        path.register_forward_hook(self._keep)
+
+    def _keep(self, module: torch.nn.Module, args: tuple, output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.inputs, self.weights = args, output[1]
 
 
 @torch.no_grad()
@@ -53,8 +57,7 @@ def diagnose(checkpoint: Path) -> dict[str, float]:
         refs = [eval_reference_indices(clip.n_frames, config.net.n_refs, t) for t in targets]
         batch = make_batch(clip, targets, refs)
         output, _ = model(batch["audio"], batch["masked"], batch["refs"])
-        features, path_refs, rgb = capture.inputs
-        weights = torch.softmax(path.blend(features).float(), dim=1)
+        (features, path_refs, rgb), weights = capture.inputs, capture.weights
         sources = torch.cat([path.warp(features, path_refs), rgb[:, None]], dim=1)  # B x (R + 1) x 3 x S x S
         pick = weights.argmax(1, keepdim=True)[:, :, None].expand(-1, -1, 3, -1, -1)
         mask = mouth_mask(*output.shape[-2:])

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.api import capabilities
-from bench.config import NET_ADDED_LATER, RunConfig, from_dict, preset_config
+from bench.config import RunConfig, from_dict, net_key_settings, preset_config
 from bench.errors import BenchError
 from bench.harness.claims import claims_markdown, evaluate_claims
 from bench.metrics.dynamics import CONDITION_BITS
@@ -142,9 +142,8 @@ def _key(config: RunConfig) -> str:
     names = sorted({config.model, "syncnet"})
     revisions = without_legacy({name: capabilities(model_class(name)).revision for name in names},
                                dict.fromkeys(names, 0))
-    settings = config.to_dict()
-    settings["net"] = without_legacy(settings["net"], NET_ADDED_LATER)
-    return stable_hash(without_legacy({**settings, "revisions": revisions}, {"revisions": {}}), length=16)
+    settings = {**config.to_dict(), "net": net_key_settings(config.net), "revisions": revisions}
+    return stable_hash(without_legacy(settings, {"revisions": {}}), length=16)
 
 
 def _done(run_dir: Path, key: str) -> bool:

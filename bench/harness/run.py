@@ -23,7 +23,7 @@ from bench.api import capabilities
 from bench.cache import cache_root
 from bench.data.clips import Dataset
 from bench.data.load import load_data, prepare_split
-from bench.config import NET_ADDED_LATER, RunConfig, sync_expert_config
+from bench.config import RunConfig, net_key_settings, sync_expert_config
 from bench.files import file_sha256, locked, stable_hash, without_legacy
 from bench.errors import BenchError
 from bench.harness.evaluate import EvalResult, evaluate, metric_networks, summarise
@@ -57,8 +57,7 @@ def checkpoint_key(config: RunConfig, data_hash: str) -> str:
     if train["sync_expert"]:  # the expert's content, not where this machine keeps it
         train["sync_expert"] = file_sha256(Path(train["sync_expert"]))
     # revision 0 is the legacy value: checkpoints cached before models declared revisions keep their keys
-    net = without_legacy(dataclasses.asdict(config.net), NET_ADDED_LATER)
-    return stable_hash(without_legacy({"model": config.model, "net": net, "train": train,
+    return stable_hash(without_legacy({"model": config.model, "net": net_key_settings(config.net), "train": train,
                                        "seed": config.seed, "data": data_hash,
                                        "revision": capabilities(model_class(config.model)).revision}, {"revision": 0}))
 

@@ -108,12 +108,11 @@ def _pooled_correlations(sub_u: np.ndarray, sub_e: np.ndarray, clips: np.ndarray
     """Pixel-pooled statistics on the fixed subsample; the sorting ones get fewer resamples. ``thinned_by``
     (k of ``thin_subsample``) is recorded in each entry; ``n`` counts the pixels used. The correlations take
     each resample as pixel multiplicities (``bootstrap_rows``): the same draws as a resample of copied rows."""
-    u, e = sub_u.astype(np.float64), sub_e.astype(np.float64)
     results = {
-        "unc_spearman": bootstrap_rows(lambda w: weighted.spearman(u, e, w), calibration.spearman(sub_u, sub_e),
-                                       clips, SPEARMAN_RESAMPLES, seed),
+        "unc_spearman": bootstrap_rows(lambda w: weighted.spearman(sub_u, sub_e, w),
+                                       calibration.spearman(sub_u, sub_e), clips, SPEARMAN_RESAMPLES, seed),
         "unc_pearson": bootstrap_sums(weighted.pearson_of_sums,
-                                      weighted.moment_sums(u, e, np.unique(clips, return_inverse=True)[1]),
+                                      weighted.moment_sums(sub_u, sub_e, np.unique(clips, return_inverse=True)[1]),
                                       resamples=1000, seed=seed),
         "ause_pooled": bootstrap_ci(lambda a, b: _pooled_ause(a, b, fractions), sub_u, sub_e, clip_ids=clips,
                                     resamples=SPEARMAN_RESAMPLES, seed=seed)}

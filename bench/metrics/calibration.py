@@ -130,13 +130,18 @@ def sparsification_metrics(error: np.ndarray, uncertainty: np.ndarray, fractions
     return out
 
 
+def tie_runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(stable sort order of a 1-d x, along that order whether each value is the first of a run of equal ones)."""
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    return order, np.r_[True, ordered[1:] != ordered[:-1]]
+
+
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks, ties given their mean rank: scipy.stats.rankdata(x) to the bit (every rank is an integer or
     a half), without its per-call overhead, which dominated the summaries' thousands of bootstrap resamples."""
     x = np.ravel(x)
-    order = np.argsort(x, kind="stable")
-    ordered = x[order]
-    first = np.r_[True, ordered[1:] != ordered[:-1]]  # the first of each run of equal values
+    order, first = tie_runs(x)
     starts = np.flatnonzero(first)
     mean_rank = (starts + np.r_[starts[1:], x.size] + 1) / 2.0  # of positions start+1 .. end
     ranks = np.empty(x.size, dtype=np.float64)

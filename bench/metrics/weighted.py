@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.metrics.calibration import tie_runs
+
 __all__ = ["moment_sums", "pearson", "pearson_of_sums", "spearman"]
 
 
@@ -20,9 +22,7 @@ class _Ranking:
     """One stable sort of x, reused for its average ranks under any multiplicities."""
 
     def __init__(self, x: np.ndarray) -> None:
-        self.order = np.argsort(x, kind="stable")
-        ordered = x[self.order]
-        first = np.r_[True, ordered[1:] != ordered[:-1]]  # the first of each run of equal values
+        self.order, first = tie_runs(x)
         self.starts = np.flatnonzero(first)
         self.group_of = np.empty(x.size, dtype=np.int64)
         self.group_of[self.order] = np.cumsum(first) - 1
